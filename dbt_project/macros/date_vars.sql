@@ -1,0 +1,37 @@
+{#- Date variables are checked before they reach SQL, so a typo fails the run instead of the data. -#}
+{% macro validated_date_var(name) -%}
+    {%- set value = var(name, '') | string | trim -%}
+    {%- if value and not modules.re.match('^\d{4}-\d{2}-\d{2}$', value) -%}
+        {{ exceptions.raise_compiler_error("dbt var " ~ name ~ "=" ~ value ~ " is not a date in YYYY-MM-DD form") }}
+    {%- endif -%}
+    {{ return(value) }}
+{%- endmacro %}
+
+{#- SQL expression for the feature date: the var, or the day after the latest event
+    (1970-01-02 on an empty warehouse, which leaves every mart empty). -#}
+{% macro feature_date_sql() -%}
+    {%- set value = validated_date_var('feature_date') -%}
+    {%- if value -%}
+        toDate('{{ value }}')
+    {%- else -%}
+        ifNull((select max(event_date) from {{ ref('int_user_events') }}), toDate('1970-01-01')) + 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- SQL expression for the evaluation cutoff: the var, or one label window before the feature date. -#}
+{% macro evaluation_cutoff_sql() -%}
+    {%- set value = validated_date_var('evaluation_cutoff_date') -%}
+    {%- if value -%}
+        toDate('{{ value }}')
+    {%- else -%}
+        ({{ feature_date_sql() }} - {{ label_window_days() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro label_window_days() -%}
+    {%- set days = var('label_window_days') | int -%}
+    {%- if days < 1 -%}
+        {{ exceptions.raise_compiler_error("dbt var label_window_days must be a positive whole number of days") }}
+    {%- endif -%}
+    {{ return(days) }}
+{%- endmacro %}

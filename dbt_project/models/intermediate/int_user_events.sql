@@ -1,0 +1,54 @@
+-- One row per event of any kind: purchases from raw.purchases plus every user action.
+-- Purchases recorded only as user actions count as purchases too; a shop that records the same
+-- purchase in both places should send it to one of them.
+with
+
+purchases as (
+
+    select * from {{ ref('stg_purchases') }}
+
+),
+
+actions as (
+
+    select * from {{ ref('stg_user_actions') }}
+
+),
+
+purchase_events as (
+
+    select
+        purchase_id as event_id,
+        user_id,
+        'purchase' as event_type,
+        purchased_at as event_at,
+        purchase_date as event_date,
+        purchase_value as purchase_value,
+        discount_code
+    from purchases
+
+),
+
+action_events as (
+
+    select
+        event_id,
+        user_id,
+        action as event_type,
+        event_at,
+        event_date,
+        if(action = 'purchase', coalesce(value, 0), 0) as purchase_value,
+        discount_code
+    from actions
+
+),
+
+unioned as (
+
+    select * from purchase_events
+    union all
+    select * from action_events
+
+)
+
+select * from unioned
