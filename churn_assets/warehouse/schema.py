@@ -130,9 +130,10 @@ PIPELINE_TABLES = {
             evaluation_cutoff Date,
             roc_auc Float64,
             baseline_roc_auc Float64,
-            registered_at DateTime64(3, 'UTC')
+            registered_at DateTime64(3, 'UTC'),
+            status_changed_at DateTime64(3, 'UTC')
         )
-        ENGINE = ReplacingMergeTree(registered_at)
+        ENGINE = ReplacingMergeTree(status_changed_at)
         ORDER BY model_version
     """,
 }

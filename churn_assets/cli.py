@@ -1,0 +1,176 @@
+"""The `churn` command: ingest files, query the warehouse, and run the demo pipeline."""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from churn_assets.warehouse.settings import PROJECT_ROOT, URL_VARIABLE, load_settings
+
+DAGSTER_HOME_VARIABLE = "DAGSTER_HOME"
+DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+SUMMARY_TABLES = [
+    "raw.purchases", "raw.user_actions", "raw.rejected_rows", "analytics.user_features", "analytics.churn_training_set",
+    "analytics.churn_scores", "analytics.discount_offers", "analytics.offer_redemption",
+]
+
+
+def command_ingest(arguments) -> int:
+    from churn_assets.ingest.contract import InputFileError
+    from churn_assets.ingest.loader import ingest_file
+    from churn_assets.warehouse import open_client
+
+    settings = load_settings()
+    print(f"Loading {arguments.file} into {settings.describe()}")
+    try:
+        with open_client(settings) as client:
+            result = ingest_file(client, arguments.kind, Path(arguments.file), arguments.format)
+    except InputFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    if result.rows_rejected:
+        print(f"Rejected rows are in raw.rejected_rows (ingest_id {result.ingest_id}).")
+    return 0
+
+
+def command_query(arguments) -> int:
+    from tabulate import tabulate
+
+    from churn_assets.warehouse import open_client
+
+    with open_client() as client:
+        result = client.query(arguments.sql)
+    if arguments.format == "json":
+        for row in result.result_rows:
+            print(json.dumps(dict(zip(result.column_names, row)), default=str))
+    elif arguments.format == "tsv":
+        print("\t".join(result.column_names))
+        for row in result.result_rows:
+            print("\t".join("" if value is None else str(value) for value in row))
+    else:
+        print(tabulate(result.result_rows, headers=result.column_names, tablefmt="github"))
+    return 0
+
+
+def command_prepare(arguments) -> int:
+    prepare_dbt_manifest()
+    return 0
+
+
+def prepare_dbt_manifest() -> None:
+    """Parse the dbt project so Dagster can load the dbt assets (no warehouse connection)."""
+    from churn_assets.defs.dbt.project import dbt_project
+
+    dbt_project.preparer.prepare(dbt_project)
+
+
+def run_pipeline_job() -> bool:
+    """Run the churn_pipeline job in this process, recorded in DAGSTER_HOME so the UI shows it."""
+    import dagster as dg
+
+    from churn_assets.definitions import defs
+
+    os.environ.setdefault(DAGSTER_HOME_VARIABLE, str(DEFAULT_DAGSTER_HOME))
+    Path(os.environ[DAGSTER_HOME_VARIABLE]).mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("churn_pipeline").execute_in_process(instance=instance, raise_on_error=False)
+    return result.success
+
+
+def print_summary() -> None:
+    from tabulate import tabulate
+
+    from churn_assets.warehouse import open_client
+
+    with open_client() as client:
+        counts = [[table, client.command(f"SELECT count() FROM {table}")] for table in SUMMARY_TABLES]
+        model = client.query(
+            "SELECT model_version, roc_auc, baseline_roc_auc, training_rows, evaluation_rows, evaluation_cutoff "
+            "FROM analytics.model_registry FINAL WHERE status = 'champion' ORDER BY status_changed_at DESC LIMIT 1"
+        ).result_rows
+        offers = client.query(
+            "SELECT campaign_id, offer_group, count(), uniqExact(discount_code), round(min(churn_probability), 3) "
+            "FROM analytics.discount_offers FINAL GROUP BY campaign_id, offer_group ORDER BY campaign_id, offer_group"
+        ).result_rows
+
+    print("\nRows per table")
+    print(tabulate(counts, headers=["table", "rows"], tablefmt="github"))
+    if model:
+        version, auc, baseline, train_rows, evaluation_rows, cutoff = model[0]
+        print(f"\nChampion model {version}: held-out ROC AUC {auc:.4f} vs recency rule {baseline:.4f} "
+              f"({train_rows} training rows, {evaluation_rows} evaluation rows, cutoff {cutoff})")
+    print("\nOffers")
+    print(tabulate(offers, headers=["campaign", "group", "offers", "distinct codes", "min probability"], tablefmt="github"))
+
+
+def command_demo(arguments) -> int:
+    from churn_assets.data.cdnow import cdnow_master_path
+    from churn_assets.ingest.loader import ingest_file
+    from churn_assets.warehouse import open_client
+
+    started = time.monotonic()
+    database_path = Path(arguments.warehouse).resolve()
+    if database_path.exists():
+        print(f"Removing the previous demo warehouse at {database_path}")
+        shutil.rmtree(database_path)
+    os.environ[URL_VARIABLE] = f"chdb://{database_path}"
+    cdnow_file = Path(arguments.cdnow) if arguments.cdnow else cdnow_master_path()
+
+    print(f"1/3 Loading CDNOW from {cdnow_file} into chdb://{database_path}")
+    with open_client() as client:
+        print(ingest_file(client, "cdnow", cdnow_file, progress=lambda message: None).summary())
+
+    print("2/3 Parsing the dbt project")
+    prepare_dbt_manifest()
+
+    print("3/3 Materializing every asset (dbt marts, model, deployment, scores, offers, redemption mart)")
+    if not run_pipeline_job():
+        print("error: the churn_pipeline job failed; see the log above or the run in the Dagster UI.", file=sys.stderr)
+        return 1
+
+    print_summary()
+    print(f"\nDemo finished in {time.monotonic() - started:.0f} s. Warehouse: chdb://{database_path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churn", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="load a purchases, actions or CDNOW file into the raw tables")
+    ingest.add_argument("kind", choices=["cdnow", "purchases", "actions"], help="what the file holds")
+    ingest.add_argument("file", help="CSV, Parquet or JSON Lines file (CDNOW: the whitespace-separated master file)")
+    ingest.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="file format when the name does not tell")
+    ingest.set_defaults(handler=command_ingest)
+
+    query = commands.add_parser("query", help="run one SQL statement against the configured warehouse")
+    query.add_argument("sql", help="the SQL statement")
+    query.add_argument("--format", choices=["table", "tsv", "json"], default="table", help="output format (default: table)")
+    query.set_defaults(handler=command_query)
+
+    prepare = commands.add_parser("prepare", help="parse the dbt project so Dagster can load it")
+    prepare.set_defaults(handler=command_prepare)
+
+    demo = commands.add_parser("demo", help="load CDNOW into a fresh embedded warehouse and run every asset")
+    demo.add_argument("--cdnow", help="path of CDNOW_master.txt (default: the copy in the lifetimes package)")
+    demo.add_argument(
+        "--warehouse", default=str(PROJECT_ROOT / ".warehouse" / "chdb"),
+        help="folder of the embedded warehouse to create; an existing one is removed (default: .warehouse/chdb)",
+    )
+    demo.set_defaults(handler=command_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ start-up messages are noise for someone running the pipeline.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    arguments = build_parser().parse_args(argv)
+    return arguments.handler(arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Public data sets the demo and benchmarks load."""

@@ -1,0 +1,1 @@
+"""Offer policy: who gets which discount, control groups and discount codes."""

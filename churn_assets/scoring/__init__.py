@@ -1,0 +1,1 @@
+"""Batch scoring: load a deployed SavedModel and score feature chunks."""

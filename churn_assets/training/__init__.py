@@ -1,0 +1,1 @@
+"""Train and evaluate the Keras churn model on the point-in-time training set."""
