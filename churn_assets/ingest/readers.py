@@ -167,7 +167,8 @@ def _json_chunk(records, numbers, texts, malformed) -> RawChunk:
 
 
 def _json_value_to_text(value):
-    if value is None:
+    # pandas fills keys missing from a line with NaN; those are absent values, not the text "nan".
+    if value is None or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, (dict, list)):
         return json.dumps(value)

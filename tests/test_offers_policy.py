@@ -1,0 +1,80 @@
+"""Offer decisions, control assignment and discount codes, without a warehouse."""
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+from churn_assets.offers.codes import discount_code, is_control
+from churn_assets.offers.policy import OfferPolicy, Tier, decide_offers
+
+CREATED_AT = datetime(2024, 6, 1, tzinfo=timezone.utc)
+
+
+def scores_frame(count: int, probability: float = 0.9, has_purchased: int = 1) -> pd.DataFrame:
+    return pd.DataFrame({
+        "user_id": [f"user-{index:05d}" for index in range(count)],
+        "churn_probability": probability,
+        "model_version": "v1",
+        "scoring_run_id": "run-1",
+        "has_purchased": has_purchased,
+    })
+
+
+def test_only_users_above_threshold_get_offers():
+    scores = pd.concat([scores_frame(3, 0.95), scores_frame(3, 0.8).assign(user_id=["a", "b", "c"])])
+    decisions = decide_offers(scores, OfferPolicy(control_share=0), "c1", CREATED_AT, b"key", set(), set())
+    assert len(decisions.offers) == 3
+    assert (decisions.offers["churn_probability"] > 0.8).all()
+
+
+def test_highest_matching_tier_wins():
+    policy = OfferPolicy(tiers=(Tier("high", 0.8, 20), Tier("very_high", 0.95, 30)), control_share=0)
+    scores = scores_frame(2).assign(churn_probability=[0.9, 0.97])
+    offers = decide_offers(scores, policy, "c1", CREATED_AT, b"key", set(), set()).offers
+    assert offers["discount_percent"].tolist() == [20, 30]
+    assert offers["tier"].tolist() == ["high", "very_high"]
+
+
+def test_exclusions_are_counted():
+    scores = scores_frame(4)
+    scores.loc[0, "has_purchased"] = 0
+    decisions = decide_offers(scores, OfferPolicy(), "c1", CREATED_AT, b"key", {"user-00001"}, {"user-00002"})
+    assert decisions.offers["user_id"].tolist() == ["user-00003"]
+    assert decisions.excluded == {"already_in_campaign": 1, "never_purchased": 1, "unexpired_offer": 1}
+
+
+def test_control_share_close_to_setting():
+    decisions = decide_offers(scores_frame(20_000), OfferPolicy(control_share=0.1), "c1", CREATED_AT, b"key", set(), set())
+    control_share = (decisions.offers["offer_group"] == "control").mean()
+    assert abs(control_share - 0.1) < 0.01
+
+
+def test_codes_unique_stable_and_keyed():
+    users = [f"user-{index}" for index in range(5000)]
+    codes = {discount_code(b"key", "c1", user, "SAVE", 20) for user in users}
+    assert len(codes) == len(users)
+    assert discount_code(b"key", "c1", "u1", "SAVE", 20) == discount_code(b"key", "c1", "u1", "SAVE", 20)
+    assert discount_code(b"key", "c1", "u1", "SAVE", 20) != discount_code(b"other", "c1", "u1", "SAVE", 20)
+    assert discount_code(b"key", "c1", "u1", "SAVE", 20) != discount_code(b"key", "c2", "u1", "SAVE", 20)
+    assert discount_code(b"key", "c1", "u1", "SAVE", 20).startswith("SAVE20-")
+
+
+def test_control_assignment_deterministic():
+    assert is_control("c1", "u1", 0.5) == is_control("c1", "u1", 0.5)
+    assert not is_control("c1", "u1", 0.0)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"tiers": ()}, "at least one tier"),
+        ({"tiers": (Tier("t", 1.2, 20),)}, "min_probability"),
+        ({"tiers": (Tier("t", 0.5, 0),)}, "discount_percent"),
+        ({"control_share": 1.0}, "control_share"),
+        ({"validity_days": 0}, "validity_days"),
+    ],
+)
+def test_invalid_policy_rejected(options, message):
+    with pytest.raises(ValueError, match=message):
+        OfferPolicy(**options)
