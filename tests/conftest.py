@@ -46,3 +46,10 @@ def subprocess_environment(**overrides) -> dict[str, str]:
     environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
     environment.update(overrides)
     return environment
+
+
+def pytest_configure(config):
+    """Parse the dbt project once, before test modules that load the dbt assets are collected."""
+    from churn_assets.cli import prepare_dbt_manifest
+
+    prepare_dbt_manifest()
