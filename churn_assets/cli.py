@@ -75,7 +75,11 @@ def run_pipeline_job() -> bool:
     from churn_assets.definitions import defs
 
     os.environ.setdefault(DAGSTER_HOME_VARIABLE, str(DEFAULT_DAGSTER_HOME))
-    Path(os.environ[DAGSTER_HOME_VARIABLE]).mkdir(parents=True, exist_ok=True)
+    dagster_home = Path(os.environ[DAGSTER_HOME_VARIABLE])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_settings = dagster_home / "dagster.yaml"
+    if not instance_settings.exists():
+        instance_settings.write_text("telemetry:\n  enabled: false\n")
     with dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def("churn_pipeline").execute_in_process(instance=instance, raise_on_error=False)
     return result.success
@@ -88,23 +92,25 @@ def print_summary() -> None:
 
     with open_client() as client:
         counts = [[table, client.command(f"SELECT count() FROM {table}")] for table in SUMMARY_TABLES]
+        offer_actions = client.command("SELECT count() FROM raw.user_actions WHERE action = 'offer_sent'")
         model = client.query(
             "SELECT model_version, roc_auc, baseline_roc_auc, training_rows, evaluation_rows, evaluation_cutoff "
             "FROM analytics.model_registry FINAL WHERE status = 'champion' ORDER BY status_changed_at DESC LIMIT 1"
         ).result_rows
         offers = client.query(
-            "SELECT campaign_id, offer_group, count(), uniqExact(discount_code), round(min(churn_probability), 3) "
+            "SELECT campaign_id, offer_group, count(), uniqExact(discount_code), round(min(churn_probability), 4) "
             "FROM analytics.discount_offers FINAL GROUP BY campaign_id, offer_group ORDER BY campaign_id, offer_group"
         ).result_rows
 
     print("\nRows per table")
     print(tabulate(counts, headers=["table", "rows"], tablefmt="github"))
+    print(f"({offer_actions} of the raw.user_actions rows are offer_sent actions the offers asset wrote.)")
     if model:
         version, auc, baseline, train_rows, evaluation_rows, cutoff = model[0]
         print(f"\nChampion model {version}: held-out ROC AUC {auc:.4f} vs recency rule {baseline:.4f} "
               f"({train_rows} training rows, {evaluation_rows} evaluation rows, cutoff {cutoff})")
     print("\nOffers")
-    print(tabulate(offers, headers=["campaign", "group", "offers", "distinct codes", "min probability"], tablefmt="github"))
+    print(tabulate(offers, headers=["campaign", "group", "decisions", "distinct codes", "lowest probability"], tablefmt="github"))
 
 
 def command_demo(arguments) -> int:
@@ -167,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up messages are noise for someone running the pipeline.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     arguments = build_parser().parse_args(argv)
     return arguments.handler(arguments)
 

@@ -2,9 +2,13 @@
 
 import dagster as dg
 
+from churn_assets.defs.automation.checks import offer_policy_compliance, score_drift
+from churn_assets.defs.automation.jobs import churn_refresh_job, churn_retrain_job
+from churn_assets.defs.automation.schedules import daily_scoring_schedule, weekly_retrain_schedule
+from churn_assets.defs.automation.sensors import fresh_events_sensor
 from churn_assets.defs.dbt.assets import feature_models, redemption_models
 from churn_assets.defs.dbt.project import dbt_resource
-from churn_assets.defs.deployment.assets import DeployerResource, deployed_model
+from churn_assets.defs.deployment.assets import DeployerResource, champion_beats_recency_baseline, deployed_model
 from churn_assets.defs.offers.assets import discount_offers
 from churn_assets.defs.resources import WarehouseResource
 from churn_assets.defs.scoring.assets import churn_scores
@@ -23,7 +27,10 @@ churn_pipeline_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[*raw_event_tables, feature_models, churn_model, deployed_model, churn_scores, discount_offers, redemption_models],
-    jobs=[churn_pipeline_job],
+    asset_checks=[champion_beats_recency_baseline, score_drift, offer_policy_compliance],
+    jobs=[churn_pipeline_job, churn_refresh_job, churn_retrain_job],
+    schedules=[weekly_retrain_schedule, daily_scoring_schedule],
+    sensors=[fresh_events_sensor],
     resources={
         "dbt": dbt_resource(),
         "warehouse": WarehouseResource(),

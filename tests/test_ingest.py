@@ -75,11 +75,13 @@ def test_csv_bad_rows_rejected_with_reasons(client, tmp_path):
 
 def test_csv_reload_adds_nothing(client, tmp_path):
     csv_file = tmp_path / "purchases.csv"
-    csv_file.write_text("user_id,purchase_date,purchase_value\n1,2024-01-01,5\n1,2024-01-01,5\n2,2024-01-02,6\n")
+    csv_file.write_text("user_id,purchase_date,purchase_value\n1,2024-01-01,5\n1,2024-01-01,5\n2,2024-01-02,6\n,2024-01-02,1\n")
     ingest_file(client, "purchases", csv_file, progress=quiet)
     again = ingest_file(client, "purchases", csv_file, progress=quiet)
     assert again.rows_loaded == 0
+    assert again.rows_rejected == 1
     assert client.command("SELECT count() FROM raw.purchases") == 3
+    assert client.command("SELECT count() FROM raw.rejected_rows") == 1
 
 
 def test_jsonl_actions_with_malformed_lines(client, tmp_path):

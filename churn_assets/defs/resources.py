@@ -28,6 +28,12 @@ class WarehouseResource(dg.ConfigurableResource):
         with open_client(self.settings(), self.lock_timeout_seconds) as client:
             yield client
 
+    @contextmanager
+    def open_for_sensor(self, lock_timeout_seconds: float) -> Iterator:
+        """Yield a client after waiting at most `lock_timeout_seconds` for the embedded warehouse."""
+        with open_client(self.settings(), lock_timeout_seconds) as client:
+            yield client
+
     def export_to_environment(self) -> None:
         """Put this warehouse's absolute URL in the environment, so dbt subprocesses use the same one."""
         settings = self.settings()

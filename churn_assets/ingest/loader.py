@@ -57,7 +57,7 @@ def _arrow_rows(rows: pd.DataFrame, contract: FileContract, ingest_id: str, sour
         "user_id": pa.array(rows["user_id"].astype(object), pa.string()),
         time_column: pa.array(rows[time_column], pa.timestamp("ms", tz="UTC")),
         value_column: pc.cast(
-            pa.array(rows[value_column].map(lambda value: None if pd.isna(value) else f"{value:.2f}"), pa.string()),
+            pa.array([None if pd.isna(value) else f"{value:.2f}" for value in rows[value_column]], pa.string()),
             pa.decimal128(18, 2),
         ),
         "discount_code": pa.array(rows["discount_code"].astype(object).where(rows["discount_code"].notna(), None), pa.string()),
@@ -102,6 +102,11 @@ def ingest_chunks(
     staging = f"raw.`{STAGING_PREFIX}{contract.table}_{ingest_id}`"
     client.command(f"CREATE TABLE {staging} AS raw.{contract.table} ENGINE = MergeTree ORDER BY {contract.id_column}")
     counter = OccurrenceCounter()
+    # Rejections of an earlier load of the same file content are already recorded.
+    recorded_rejections = set(client.query(
+        "SELECT line_number, reason FROM raw.rejected_rows WHERE file_sha256 = {digest:String} AND target_table = {table:String}",
+        parameters={"digest": file_digest, "table": contract.table},
+    ).result_rows)
     rows_read = rows_rejected = 0
     mapping: dict[str, str] | None = None
 
@@ -115,7 +120,11 @@ def ingest_chunks(
             rows_rejected += len(checked.rejections)
             if len(checked.rows):
                 client.insert_arrow(staging, _arrow_rows(checked.rows, contract, ingest_id, source_file, started_at))
-            _insert_rejections(client, checked.rejections, ingest_id, contract, source_file, started_at)
+            new_rejections = [
+                rejection for rejection in checked.rejections
+                if (rejection.line_number, rejection.reason[:REJECTED_TEXT_LIMIT]) not in recorded_rejections
+            ]
+            _insert_rejections(client, new_rejections, ingest_id, contract, source_file, file_digest, started_at)
             progress(f"  read {rows_read} rows, {rows_rejected} rejected so far")
 
         if mapping is None and rows_read == 0:
@@ -144,7 +153,9 @@ def ingest_chunks(
     return result
 
 
-def _insert_rejections(client, rejections, ingest_id: str, contract: FileContract, source_file: str, rejected_at: datetime) -> None:
+def _insert_rejections(
+    client, rejections, ingest_id: str, contract: FileContract, source_file: str, file_digest: str, rejected_at: datetime
+) -> None:
     if not rejections:
         return
     table = pa.table(
@@ -152,6 +163,7 @@ def _insert_rejections(client, rejections, ingest_id: str, contract: FileContrac
             "ingest_id": pa.array([ingest_id] * len(rejections), pa.string()),
             "target_table": pa.array([contract.table] * len(rejections), pa.string()),
             "source_file": pa.array([source_file] * len(rejections), pa.string()),
+            "file_sha256": pa.array([file_digest] * len(rejections), pa.string()),
             "line_number": pa.array([rejection.line_number for rejection in rejections], pa.uint64()),
             "raw_text": pa.array([rejection.raw_text[:REJECTED_TEXT_LIMIT] for rejection in rejections], pa.string()),
             "reason": pa.array([rejection.reason[:REJECTED_TEXT_LIMIT] for rejection in rejections], pa.string()),

@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from churn_assets.ingest.contract import PURCHASES, FileContract
@@ -120,7 +119,3 @@ def validate_chunk(chunk: RawChunk, contract: FileContract, counter: OccurrenceC
     rows[contract.id_column] = given_ids.fillna(derived_ids).astype("string")
     return ValidChunk(rows, rejections)
 
-
-def as_decimal_text(values: pd.Series) -> np.ndarray:
-    """Format amounts with two decimals so ClickHouse stores them exactly as Decimal."""
-    return values.map(lambda value: None if pd.isna(value) else f"{value:.2f}").to_numpy(dtype=object)

@@ -8,12 +8,25 @@ import numpy as np
 from churn_assets.defs.training.artifacts import SAVED_MODEL_FOLDER
 
 
-def local_path_from_uri(artifact_uri: str) -> Path:
-    """Turn a file:// URI (or a plain path) into a local path."""
+def local_path_from_uri(artifact_uri: str, model_version: str | None = None) -> Path:
+    """Turn a file:// URI (or a plain path) into a local path.
+
+    For a cloud URI (such as a Vertex deployment's gs:// folder) it returns the candidate folder this
+    machine trained the same version into, when that folder still exists.
+    """
     parts = urlsplit(artifact_uri)
     if parts.scheme in ("", "file"):
         return Path(parts.path if parts.scheme else artifact_uri)
-    raise ValueError(f"Artifact {artifact_uri} is not on this machine; download it before loading.")
+    if model_version:
+        from churn_assets.defs.training.artifacts import model_root
+
+        local_copy = model_root() / "candidates" / model_version
+        if (local_copy / SAVED_MODEL_FOLDER).is_dir():
+            return local_copy
+    raise ValueError(
+        f"Artifact {artifact_uri} of model {model_version or '(unknown)'} is not on this machine and no local "
+        "candidate copy exists; download it into the model folder before scoring."
+    )
 
 
 class SavedModelScorer:

@@ -10,8 +10,10 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "days_since_last_purchase",
     "days_since_last_login",
     "days_since_last_cart_add",
+    "days_since_first_purchase",
     "has_purchased",
     "count_purchases_total",
+    "count_purchase_days_total",
     "count_purchases_7d",
     "count_purchases_30d",
     "count_purchases_90d",
@@ -72,7 +74,7 @@ def read_training_set(client, columns: tuple[str, ...] = FEATURE_COLUMNS) -> pa.
         raise FeatureSchemaError("analytics.churn_training_set does not exist; run the dbt models first.")
     check_feature_columns(present, columns, "analytics.churn_training_set")
     return client.query_arrow(
-        f"SELECT user_id, as_of_date, split, toUInt8({LABEL_COLUMN}) AS {LABEL_COLUMN}, "
-        f"toFloat32(days_since_last_purchase) AS recency_days, {feature_select_sql(columns)} "
+        f"SELECT user_id, as_of_date, split, label_window_days, toUInt8({LABEL_COLUMN}) AS {LABEL_COLUMN}, "
+        f"{feature_select_sql(columns)} "
         "FROM analytics.churn_training_set ORDER BY as_of_date, user_id"
     )

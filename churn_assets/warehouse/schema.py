@@ -41,13 +41,14 @@ RAW_TABLES = {
             ingest_id String,
             target_table LowCardinality(String),
             source_file String,
+            file_sha256 String,
             line_number UInt64,
             raw_text String,
             reason String,
             rejected_at DateTime64(3, 'UTC')
         )
         ENGINE = ReplacingMergeTree
-        ORDER BY (source_file, target_table, line_number, reason)
+        ORDER BY (file_sha256, target_table, line_number, reason)
     """,
     "ingest_runs": """
         CREATE TABLE IF NOT EXISTS raw.ingest_runs (
@@ -116,6 +117,19 @@ PIPELINE_TABLES = {
         )
         ENGINE = ReplacingMergeTree
         ORDER BY (campaign_id, user_id)
+    """,
+    "model_evaluations": """
+        CREATE TABLE IF NOT EXISTS analytics.model_evaluations (
+            model_version String,
+            evaluation_cutoff Date,
+            scorer LowCardinality(String),
+            is_baseline UInt8,
+            metric LowCardinality(String),
+            value Float64,
+            evaluated_at DateTime64(3, 'UTC')
+        )
+        ENGINE = ReplacingMergeTree(evaluated_at)
+        ORDER BY (model_version, scorer, metric)
     """,
     "model_registry": """
         CREATE TABLE IF NOT EXISTS analytics.model_registry (

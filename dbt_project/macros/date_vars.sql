@@ -7,14 +7,14 @@
     {{ return(value) }}
 {%- endmacro %}
 
-{#- SQL expression for the feature date: the var, or the day after the latest event
+{#- SQL expression for the feature date: the var, or the day after the latest customer action
     (1970-01-02 on an empty warehouse, which leaves every mart empty). -#}
 {% macro feature_date_sql() -%}
     {%- set value = validated_date_var('feature_date') -%}
     {%- if value -%}
         toDate('{{ value }}')
     {%- else -%}
-        ifNull((select max(event_date) from {{ ref('int_user_events') }}), toDate('1970-01-01')) + 1
+        ifNull((select max(activity_date) from {{ ref('int_user_daily_activity') }}), toDate('1970-01-01')) + 1
     {%- endif -%}
 {%- endmacro %}
 
@@ -34,4 +34,17 @@
         {{ exceptions.raise_compiler_error("dbt var label_window_days must be a positive whole number of days") }}
     {%- endif -%}
     {{ return(days) }}
+{%- endmacro %}
+
+{#- Label window of the training snapshots: the var, or the evaluation label window. A shorter one
+    leaves room for training snapshots when the evaluation window is long compared with the history. -#}
+{% macro training_label_window_days() -%}
+    {%- set value = var('training_label_window_days', '') | string | trim -%}
+    {%- if not value -%}
+        {{ return(label_window_days()) }}
+    {%- endif -%}
+    {%- if not value.isdigit() or value | int < 1 -%}
+        {{ exceptions.raise_compiler_error("dbt var training_label_window_days must be a positive whole number of days") }}
+    {%- endif -%}
+    {{ return(value | int) }}
 {%- endmacro %}

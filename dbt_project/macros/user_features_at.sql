@@ -20,10 +20,14 @@
         if(sum(activity.count_cart_adds) > 0,
            dateDiff('day', maxIf(activity.activity_date, activity.count_cart_adds > 0), snapshot.as_of_date),
            tenure_days) as days_since_last_cart_add,
+        if(count_purchases_total > 0,
+           dateDiff('day', minIf(activity.activity_date, activity.count_purchases > 0), snapshot.as_of_date),
+           0) as days_since_first_purchase,
         toUInt8(count_purchases_total > 0) as has_purchased,
 
         -- frequency
         toUInt64(sum(activity.count_purchases)) as count_purchases_total,
+        toUInt64(countIf(activity.count_purchases > 0)) as count_purchase_days_total,
         {% for days in [7, 30, 90] %}
         toUInt64(sumIf(activity.count_purchases, activity.activity_date >= snapshot.as_of_date - {{ days }})) as count_purchases_{{ days }}d,
         {% endfor %}

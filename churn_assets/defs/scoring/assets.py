@@ -47,7 +47,9 @@ def churn_scores(context: dg.AssetExecutionContext, config: ScoringConfig, wareh
             raise dg.Failure("No champion model in analytics.model_registry; materialize deployed_model first.")
         check_feature_columns(feature_columns_of(client), champion.feature_columns, "analytics.user_features")
 
-        scorer = SavedModelScorer(local_path_from_uri(champion.artifact_uri))
+        # NOTE: a Vertex champion is scored here from the identical local artifact; the Vertex batch
+        # prediction helpers in deployment/vertex.py are not yet wired into this asset.
+        scorer = SavedModelScorer(local_path_from_uri(champion.artifact_uri, champion.model_version))
         user_count = int(client.command("SELECT count() FROM analytics.user_features"))
         if user_count == 0:
             raise dg.Failure("analytics.user_features is empty; load events and build the dbt models first.")

@@ -1,28 +1,27 @@
-"""Train the Keras churn model and evaluate it against a recency rule and logistic regression."""
+"""Train the Keras churn model and evaluate it against baselines on the held-out cutoff."""
 
 import time
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import date, datetime, timezone
 
 import dagster as dg
-import numpy as np
 
 from churn_assets.defs.resources import WarehouseResource
 from churn_assets.defs.training.artifacts import TrainedModel, model_root
-from churn_assets.defs.training.splits import split_by_snapshot
-from churn_assets.training.evaluation import roc_plot_markdown, score_metrics
-from churn_assets.training.features import (
-    FEATURE_COLUMNS,
-    LABEL_COLUMN,
-    arrow_to_feature_arrays,
-    feature_schema_hash,
-    read_training_set,
+from churn_assets.training.evaluation import (
+    calibration_plot_markdown,
+    lift_plot_markdown,
+    metrics_table_markdown,
+    precision_recall_at,
+    roc_plot_markdown,
 )
-from churn_assets.training.model import Hyperparameters, build_model, fit_model, predict_probabilities, set_seeds
+from churn_assets.training.features import FEATURE_COLUMNS, feature_schema_hash, read_training_set
+from churn_assets.training.model import Hyperparameters
+from churn_assets.training.train import MODEL_NAME, TrainingOutcome, train_and_evaluate
+from churn_assets.warehouse.schema import ensure_pipeline_tables
 
 
 class TrainingConfig(dg.Config):
-    """Hyperparameters of the churn model."""
+    """Hyperparameters of the churn model, and the offer threshold its precision and recall are reported at."""
 
     hidden_units: list[int] = [32, 16]
     dropout: float = 0.1
@@ -30,6 +29,7 @@ class TrainingConfig(dg.Config):
     epochs: int = 30
     batch_size: int = 512
     early_stopping_patience: int = 4
+    offer_threshold: float = 0.8
 
     def hyperparameters(self) -> Hyperparameters:
         return Hyperparameters(
@@ -42,22 +42,20 @@ class TrainingConfig(dg.Config):
         )
 
 
-def _select(inputs: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: values[mask] for name, values in inputs.items()}
-
-
-def _logistic_regression_scores(train_inputs, train_labels, evaluation_inputs) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    def matrix(inputs):
-        values = np.concatenate([inputs[name] for name in FEATURE_COLUMNS], axis=1)
-        return np.sign(values) * np.log1p(np.abs(values))
-
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, class_weight="balanced"))
-    classifier.fit(matrix(train_inputs), train_labels)
-    return classifier.predict_proba(matrix(evaluation_inputs))[:, 1]
+def write_evaluations(client, version: str, outcome: TrainingOutcome) -> int:
+    """Store every scorer's metrics in analytics.model_evaluations; return the number of rows."""
+    evaluated_at = datetime.now(timezone.utc)
+    cutoff = date.fromisoformat(outcome.evaluation_cutoff)
+    rows = [
+        [version, cutoff, scorer, int(scorer != MODEL_NAME), metric, float(value), evaluated_at]
+        for scorer, metrics in outcome.metrics.items()
+        for metric, value in metrics.items()
+    ]
+    client.insert(
+        "analytics.model_evaluations", rows,
+        column_names=["model_version", "evaluation_cutoff", "scorer", "is_baseline", "metric", "value", "evaluated_at"],
+    )
+    return len(rows)
 
 
 @dg.asset(
@@ -72,89 +70,64 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig, wareh
         table = read_training_set(client)
     context.log.info(f"Read {table.num_rows} training-set rows in {time.monotonic() - started:.1f} s")
 
-    splits = split_by_snapshot(table)
-    inputs = arrow_to_feature_arrays(table, FEATURE_COLUMNS)
-    labels = table.column(LABEL_COLUMN).to_numpy(zero_copy_only=False).astype(np.float32)
-    context.log.info(
-        f"{splits.description}: {int(splits.train.sum())} training, {int(splits.validation.sum())} validation, "
-        f"{int(splits.evaluation.sum())} evaluation rows; churn rate in training {labels[splits.train].mean():.3f}"
-    )
-
     import tensorflow as tf
 
     context.log.info(f"TensorFlow {tf.__version__}")
-    set_seeds()
-    settings = config.hyperparameters()
-    model = build_model(FEATURE_COLUMNS, _select(inputs, splits.train), settings)
-    history = fit_model(
-        model,
-        _select(inputs, splits.train), labels[splits.train],
-        _select(inputs, splits.validation), labels[splits.validation],
-        settings, log=context.log.info,
-    )
-
-    evaluation_labels = labels[splits.evaluation].astype(int)
-    model_scores = predict_probabilities(model, _select(inputs, splits.evaluation))
-    recency_scores = table.column("recency_days").to_numpy(zero_copy_only=False)[splits.evaluation]
-    logistic_scores = _logistic_regression_scores(
-        _select(inputs, splits.train), labels[splits.train], _select(inputs, splits.evaluation)
-    )
-    metrics = score_metrics(evaluation_labels, model_scores, probabilities=True)
-    baselines = {
-        "recency_rule": score_metrics(evaluation_labels, recency_scores, probabilities=False),
-        "logistic_regression": score_metrics(evaluation_labels, logistic_scores, probabilities=True),
-    }
+    outcome = train_and_evaluate(table, config.hyperparameters(), log=context.log.info)
+    model_metrics = outcome.metrics[MODEL_NAME]
+    model_metrics.update(precision_recall_at(outcome.evaluation_labels, outcome.scores[MODEL_NAME], config.offer_threshold))
     context.log.info(
-        f"Held-out ROC AUC: Keras {metrics['roc_auc']:.4f}, recency rule {baselines['recency_rule']['roc_auc']:.4f}, "
-        f"logistic regression {baselines['logistic_regression']['roc_auc']:.4f}"
+        "Held-out ROC AUC: " + ", ".join(f"{name} {metrics['roc_auc']:.4f}" for name, metrics in outcome.metrics.items())
     )
 
     trained_at = datetime.now(timezone.utc)
     version = f"churn-{trained_at:%Y%m%d-%H%M%S}-{context.run_id[:8]}"
     artifact_dir = model_root() / "candidates" / version
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    model.export(str(artifact_dir / "saved_model"), format="tf_saved_model", verbose=False)
-
-    evaluation_cutoff = str(table.column("as_of_date").to_numpy(zero_copy_only=False)[splits.evaluation][0])
+    outcome.model.export(str(artifact_dir / "saved_model"), format="tf_saved_model", verbose=False)
     trained = TrainedModel(
         version=version,
         artifact_dir=str(artifact_dir),
         feature_columns=list(FEATURE_COLUMNS),
         feature_schema_hash=feature_schema_hash(FEATURE_COLUMNS),
-        training_rows=int(splits.train.sum()),
-        validation_rows=int(splits.validation.sum()),
-        evaluation_rows=int(splits.evaluation.sum()),
-        evaluation_cutoff=evaluation_cutoff,
-        metrics=metrics,
-        baseline_metrics=baselines,
+        training_rows=outcome.training_rows,
+        validation_rows=outcome.validation_rows,
+        evaluation_rows=outcome.evaluation_rows,
+        evaluation_cutoff=outcome.evaluation_cutoff,
+        metrics=model_metrics,
+        baseline_metrics={name: metrics for name, metrics in outcome.metrics.items() if name != MODEL_NAME},
     )
     trained.write_description()
 
-    comparison = "| scorer | ROC AUC | PR AUC | top-decile lift |\n| --- | --- | --- | --- |\n" + "\n".join(
-        f"| {name} | {values['roc_auc']:.4f} | {values['pr_auc']:.4f} | {values['top_decile_lift']:.2f} |"
-        for name, values in {"keras": metrics, **baselines}.items()
-    )
-    roc_plot = roc_plot_markdown(
-        evaluation_labels,
-        {"Keras": model_scores, "Recency rule": recency_scores, "Logistic regression": logistic_scores},
-    )
+    with warehouse.open() as client:
+        ensure_pipeline_tables(client)
+        evaluation_rows = write_evaluations(client, version, outcome)
+    context.log.info(f"Wrote {evaluation_rows} rows to analytics.model_evaluations for {version}")
+
+    probabilities = {name: outcome.scores[name] for name in (MODEL_NAME, "logistic_regression", "bg_nbd")}
     return dg.Output(
         trained,
         metadata={
             "model_version": version,
-            "evaluation_cutoff": evaluation_cutoff,
-            "roc_auc": metrics["roc_auc"],
-            "recency_baseline_roc_auc": baselines["recency_rule"]["roc_auc"],
-            "logistic_regression_roc_auc": baselines["logistic_regression"]["roc_auc"],
-            "pr_auc": metrics["pr_auc"],
-            "brier_score": metrics["brier_score"],
-            "top_decile_lift": metrics["top_decile_lift"],
-            "epochs_run": len(history.history["loss"]),
-            "training_rows": trained.training_rows,
-            "evaluation_rows": trained.evaluation_rows,
+            "evaluation_cutoff": outcome.evaluation_cutoff,
+            "roc_auc": model_metrics["roc_auc"],
+            "recency_baseline_roc_auc": outcome.metrics["recency_rule"]["roc_auc"],
+            "logistic_regression_roc_auc": outcome.metrics["logistic_regression"]["roc_auc"],
+            "bg_nbd_roc_auc": outcome.metrics["bg_nbd"]["roc_auc"],
+            "pr_auc": model_metrics["pr_auc"],
+            "brier_score": model_metrics["brier_score"],
+            "top_decile_lift": model_metrics["top_decile_lift"],
+            "precision_at_offer_threshold": model_metrics["precision_at_threshold"],
+            "recall_at_offer_threshold": model_metrics["recall_at_threshold"],
+            "epochs_run": outcome.epochs_run,
+            "splits": outcome.splits_description,
+            "training_rows": outcome.training_rows,
+            "evaluation_rows": outcome.evaluation_rows,
             "artifact_dir": dg.MetadataValue.path(str(artifact_dir)),
-            "comparison": dg.MetadataValue.md(comparison),
-            "roc_curves": dg.MetadataValue.md(roc_plot),
+            "comparison": dg.MetadataValue.md(metrics_table_markdown(outcome.metrics)),
+            "roc_curves": dg.MetadataValue.md(roc_plot_markdown(outcome.evaluation_labels, outcome.scores)),
+            "calibration": dg.MetadataValue.md(calibration_plot_markdown(outcome.evaluation_labels, probabilities)),
+            "lift_chart": dg.MetadataValue.md(lift_plot_markdown(outcome.evaluation_labels, outcome.scores)),
             "training_seconds": round(time.monotonic() - started, 1),
         },
     )

@@ -1,4 +1,5 @@
--- One row per user and day with any event: the counts every feature window is summed from.
+-- One row per user and day with any customer action: the counts every feature window is summed from.
+-- Offers sent to the user are not customer actions, so they neither create a row nor count here.
 with
 
 events as (
@@ -17,9 +18,9 @@ daily as (
         countIf(event_type = 'purchase' and discount_code is not null) as count_discount_purchases,
         countIf(event_type = 'login') as count_logins,
         countIf(event_type = 'add_to_cart') as count_cart_adds,
-        countIf(event_type = 'offer_sent') as count_offers_received,
         count() as count_events
     from events
+    where is_customer_action = 1
     group by user_id, event_date
 
 )

@@ -1,4 +1,6 @@
 -- One row per event of any kind: purchases from raw.purchases plus every user action.
+-- is_customer_action is 0 for offer_sent events, which the shop (this pipeline included) sends to
+-- the customer: they must not count as the customer being active.
 -- Purchases recorded only as user actions count as purchases too; a shop that records the same
 -- purchase in both places should send it to one of them.
 with
@@ -24,7 +26,8 @@ purchase_events as (
         purchased_at as event_at,
         purchase_date as event_date,
         purchase_value as purchase_value,
-        discount_code
+        discount_code,
+        toUInt8(1) as is_customer_action
     from purchases
 
 ),
@@ -38,7 +41,8 @@ action_events as (
         event_at,
         event_date,
         if(action = 'purchase', coalesce(value, 0), 0) as purchase_value,
-        discount_code
+        discount_code,
+        toUInt8(action != 'offer_sent') as is_customer_action
     from actions
 
 ),

@@ -6,16 +6,25 @@
 }}
 
 -- One row per user and snapshot: features as of the cutoff and whether the user bought nothing in the
--- label window that starts at the cutoff. The latest snapshot is the held-out evaluation split;
--- earlier snapshots, one label window apart, are for training.
+-- label window that starts at the cutoff. The latest snapshot is the held-out evaluation split.
+-- Earlier snapshots are for training, spaced one training label window apart, so that every
+-- training label window ends by the evaluation cutoff.
 with
 
 snapshots as (
 
     select
-        {{ evaluation_cutoff_sql() }} - {{ label_window_days() }} * number as as_of_date,
-        if(number = 0, 'evaluation', 'train') as split
-    from numbers({{ var('training_snapshot_count') | int + 1 }})
+        {{ evaluation_cutoff_sql() }} as as_of_date,
+        'evaluation' as split,
+        toUInt32({{ label_window_days() }}) as label_window_days
+
+    union all
+
+    select
+        {{ evaluation_cutoff_sql() }} - {{ training_label_window_days() }} * number as as_of_date,
+        'train' as split,
+        toUInt32({{ training_label_window_days() }}) as label_window_days
+    from numbers(1, {{ var('training_snapshot_count') | int }})
 
 ),
 
@@ -34,7 +43,7 @@ label_window_purchases as (
     from {{ ref('int_user_daily_activity') }} as activity
     cross join snapshots as snapshot
     where activity.activity_date >= snapshot.as_of_date
-      and activity.activity_date < snapshot.as_of_date + {{ label_window_days() }}
+      and activity.activity_date < snapshot.as_of_date + snapshot.label_window_days
     group by activity.user_id, snapshot.as_of_date
 
 ),
@@ -46,7 +55,8 @@ labelled as (
         features.as_of_date as as_of_date,
         features.* except (user_id, as_of_date),
         snapshots.split as split,
-        snapshots.as_of_date + {{ label_window_days() }} as label_window_end_date,
+        snapshots.label_window_days as label_window_days,
+        snapshots.as_of_date + snapshots.label_window_days as label_window_end_date,
         coalesce(label_window_purchases.count_purchases_in_label_window, 0) as count_purchases_in_label_window,
         toUInt8(count_purchases_in_label_window = 0) as is_churned
     from features
