@@ -54,6 +54,9 @@ def churn_scores(context: dg.AssetExecutionContext, config: ScoringConfig, wareh
         if user_count == 0:
             raise dg.Failure("analytics.user_features is empty; load events and build the dbt models first.")
         feature_date = client.query("SELECT any(feature_date) FROM analytics.user_features").result_rows[0][0]
+        if writer.is_run_published(client, scoring_run_id):
+            context.log.info(f"Scoring run {scoring_run_id} is already published; nothing to do")
+            return dg.MaterializeResult(metadata={"scoring_run_id": scoring_run_id, "already_published": True})
         removed = writer.discard_partial_run(client, scoring_run_id)
         if removed:
             context.log.warning(f"Removed {removed} score rows left by an earlier attempt of run {scoring_run_id}")

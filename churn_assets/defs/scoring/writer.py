@@ -24,6 +24,14 @@ def ensure_latest_scores_view(client) -> None:
     client.command(LATEST_SCORES_VIEW)
 
 
+def is_run_published(client, scoring_run_id: str) -> bool:
+    """Return whether this run already completed, so scoring it again must change nothing."""
+    return bool(client.command(
+        "SELECT count() FROM analytics.scoring_runs WHERE scoring_run_id = {run:String}",
+        parameters={"run": scoring_run_id},
+    ))
+
+
 def discard_partial_run(client, scoring_run_id: str) -> int:
     """Delete rows an earlier attempt of this run left behind; return how many there were."""
     existing = client.command(
