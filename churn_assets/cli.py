@@ -143,6 +143,54 @@ def command_demo(arguments) -> int:
     return 0
 
 
+CDNOW_EVALUATION_VARS = {
+    "evaluation_cutoff_date": "1997-09-30",
+    "label_window_days": 273,
+    "training_label_window_days": 91,
+    "training_snapshot_count": 2,
+}
+
+
+def command_evaluate_cdnow(arguments) -> int:
+    """Compare the Keras model with the baselines on CDNOW: features at 1997-09-30, label to 1998-06-30."""
+    import subprocess
+
+    from tabulate import tabulate
+
+    from churn_assets.data.cdnow import cdnow_master_path
+    from churn_assets.defs.dbt.project import DBT_PROJECT_DIR
+    from churn_assets.ingest.loader import ingest_file
+    from churn_assets.training.features import read_training_set
+    from churn_assets.training.model import Hyperparameters
+    from churn_assets.training.train import train_and_evaluate
+    from churn_assets.warehouse import open_client
+
+    database_path = Path(arguments.warehouse).resolve()
+    if database_path.exists():
+        shutil.rmtree(database_path)
+    os.environ[URL_VARIABLE] = f"chdb://{database_path}"
+    cdnow_file = Path(arguments.cdnow) if arguments.cdnow else cdnow_master_path()
+    with open_client() as client:
+        print(ingest_file(client, "cdnow", cdnow_file, progress=lambda message: None).summary())
+
+    build = subprocess.run(
+        ["dbt", "build", "--vars", json.dumps(CDNOW_EVALUATION_VARS), "--quiet"],
+        cwd=DBT_PROJECT_DIR,
+    )
+    if build.returncode != 0:
+        print("error: dbt build failed; see its output above.", file=sys.stderr)
+        return 1
+
+    with open_client() as client:
+        table = read_training_set(client)
+    outcome = train_and_evaluate(table, Hyperparameters(), log=lambda message: None)
+    names = ["roc_auc", "pr_auc", "brier_score", "top_decile_lift", "top_decile_capture_rate"]
+    rows = [[scorer] + [round(metrics[name], 4) if name in metrics else "" for name in names] for scorer, metrics in outcome.metrics.items()]
+    print(f"\nHeld-out evaluation at {outcome.evaluation_cutoff} ({outcome.evaluation_rows} users; {outcome.splits_description})")
+    print(tabulate(rows, headers=["scorer", *names], tablefmt="github"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of the embedded warehouse to create; an existing one is removed (default: .warehouse/chdb)",
     )
     demo.set_defaults(handler=command_demo)
+
+    evaluate = commands.add_parser(
+        "evaluate-cdnow", help="compare the Keras model, logistic regression, the recency rule and BG/NBD on CDNOW"
+    )
+    evaluate.add_argument("--cdnow", help="path of CDNOW_master.txt (default: the copy in the lifetimes package)")
+    evaluate.add_argument(
+        "--warehouse", default=str(PROJECT_ROOT / ".warehouse" / "evaluation"),
+        help="folder of the embedded warehouse to create for the comparison; an existing one is removed",
+    )
+    evaluate.set_defaults(handler=command_evaluate_cdnow)
     return parser
 
 

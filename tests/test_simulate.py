@@ -182,11 +182,16 @@ def test_activity_decays_before_churn(client):
     daily = client.query_df(
         "SELECT user_id, "
         "countIf(action = 'login' AND event_at >= '2024-03-01' AND event_at < '2024-03-31') AS logins_last_30, "
-        "countIf(action = 'login' AND event_at >= '2024-01-31' AND event_at < '2024-03-01') AS logins_previous_30 "
+        "countIf(action = 'login' AND event_at >= '2024-01-31' AND event_at < '2024-03-01') AS logins_previous_30, "
+        "countIf(action = 'add_to_cart' AND event_at >= '2024-03-01' AND event_at < '2024-03-31') AS carts_last_30 "
         "FROM raw.user_actions GROUP BY user_id"
     )
+    purchases = client.query_df(
+        "SELECT user_id, count() AS purchases_last_30 FROM raw.purchases "
+        "WHERE purchased_at >= '2024-03-01' AND purchased_at < '2024-03-31' GROUP BY user_id"
+    )
     # Only users seen in both 30-day periods before the cutoff (2024-03-31) are compared.
-    frame = oracle.merge(daily, on="user_id")
+    frame = oracle.merge(daily, on="user_id").merge(purchases, on="user_id", how="left").fillna({"purchases_last_30": 0})
     frame = frame[frame["logins_previous_30"] > 0]
     churned = frame[frame["is_churned"] == 1]
     retained = frame[frame["is_churned"] == 0]
@@ -198,6 +203,10 @@ def test_activity_decays_before_churn(client):
     assert churned_ratio < 0.8
     assert churned_ratio < retained_ratio - 0.2
     assert churned["activity_at_cutoff"].mean() < retained["activity_at_cutoff"].mean()
+    # Cart abandonment: the share of cart adds in the last 30 days that did not become a purchase.
+    churned_abandonment = 1 - churned["purchases_last_30"].sum() / churned["carts_last_30"].sum()
+    retained_abandonment = 1 - retained["purchases_last_30"].sum() / retained["carts_last_30"].sum()
+    assert churned_abandonment > retained_abandonment + 0.1
 
 
 def test_oracle_matches_outcomes(client):
