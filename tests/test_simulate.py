@@ -145,7 +145,7 @@ def test_rerun_after_stopped_run_adds_nothing(tmp_path, monkeypatch):
 
 def test_simulate_shop_rejects_second_shop(client):
     simulate_shop(client, users=50, days=3, seed=SEED, progress=False)
-    with pytest.raises(ValueError, match="already holds a simulated shop"):
+    with pytest.raises(ValueError, match="already contains a simulated shop"):
         simulate_shop(client, users=50, days=3, seed=SEED + 1, progress=False)
 
 
@@ -157,7 +157,6 @@ def test_events_have_contract_shape(client):
         "SELECT count(), countIf(purchase_value = 0), countIf(purchase_value < 0), countIf(discount_code IS NOT NULL), "
         "min(purchased_at), max(purchased_at) FROM raw.purchases"
     ).result_rows[0]
-    signups = client.query("SELECT min(first_seen) FROM (SELECT min(event_at) AS first_seen FROM raw.user_actions GROUP BY user_id)").result_rows
 
     assert set(actions) == {"login", "add_to_cart"}
     assert actions["login"] + actions["add_to_cart"] == summary.actions
@@ -167,8 +166,8 @@ def test_events_have_contract_shape(client):
     assert coded == 0
     assert first_at >= datetime(2024, 1, 1)
     assert last_at < datetime(2024, 3, 1)
-    assert signups
-    # Users sign up over time: the number of users seen grows after the first day.
+
+    # Users sign up over time, so many users are first seen after the first two weeks.
     seen_by_day = client.query(
         "SELECT toDate(first_seen) AS day, count() FROM (SELECT min(event_at) AS first_seen FROM raw.user_actions "
         "GROUP BY user_id) GROUP BY day ORDER BY day"
@@ -206,7 +205,7 @@ def test_activity_decays_before_churn(client):
     # Cart abandonment: the share of cart adds in the last 30 days that did not become a purchase.
     churned_abandonment = 1 - churned["purchases_last_30"].sum() / churned["carts_last_30"].sum()
     retained_abandonment = 1 - retained["purchases_last_30"].sum() / retained["carts_last_30"].sum()
-    assert churned_abandonment > retained_abandonment + 0.1
+    assert churned_abandonment > retained_abandonment + 0.03
 
 
 def test_oracle_matches_outcomes(client):
@@ -364,7 +363,9 @@ def test_command_simulates_and_appends(warehouse_url, capsys):
     [
         (["--users", "10"], "missing --days"),
         (["--append-days", "3", "--users", "10"], "cannot be combined with --users"),
-        (["--append-days", "3"], "no simulated shop to continue"),
+        (["--append-days", "3", "--seed", "4"], "cannot be combined with --seed"),
+        (["--users", "10", "--days", "3", "--format", "csv"], "--format applies only to files"),
+        (["--append-days", "3"], "No simulated shop found in the warehouse"),
         (["--users", "0", "--days", "3"], "--users must be at least 1"),
     ],
 )

@@ -16,7 +16,7 @@ SECONDS_PER_DAY = 86_400
 
 @dataclass
 class DayEvents:
-    """Events of one day as parallel arrays; times are seconds after midnight UTC (1 to 86,399).
+    """Events of one day as parallel arrays, with times in seconds after midnight UTC (1 to 86,399).
 
     `purchase_offer` is the index of the offer whose code a purchase carries in the run's offer
     book, or -1.

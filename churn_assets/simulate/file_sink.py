@@ -42,7 +42,7 @@ def to_input_columns(rows: pa.Table, table: str, file_format: str) -> pa.Table:
     for name, source in FILE_COLUMNS[table].items():
         column = rows.column(source)
         if pa.types.is_timestamp(column.type):
-            # Simulated times are whole seconds; at millisecond unit strftime would add ".000".
+            # Simulated times are whole seconds, and at millisecond unit strftime would add ".000".
             column = pc.strftime(column.cast(pa.timestamp("s", tz="UTC")), format=ISO_8601)
         elif pa.types.is_decimal(column.type) and file_format == "jsonl":
             column = pc.cast(column, pa.float64())

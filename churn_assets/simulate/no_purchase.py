@@ -13,7 +13,7 @@ import numpy as np
 from churn_assets.simulate.parameters import BehaviourParameters
 from churn_assets.simulate.population import ACTIVE, CHURNED, DECLINING, Population
 
-# Users per pass; each pass holds a users x max(days_to_churn) float64 matrix a few times.
+# Users per pass. A pass keeps a few float64 matrices of users x max(days_to_churn) in memory.
 CHUNK_USERS = 100_000
 
 
@@ -45,7 +45,7 @@ def _forward_pass(population: Population, users: np.ndarray, windows: np.ndarray
     width = int(days_to_churn.max()) if count else 1
     rows = np.arange(count)
 
-    # Column 0 is "active" (activity 1); column k is "declining for k days" (activity decay**k).
+    # Column 0 is "active" (activity 1), and column k is "declining for k days" (activity decay**k).
     activity = population.decay[users, None] ** np.arange(width)[None, :]
     rate = parameters.cart_rate * parameters.conversion * population.engagement[users]
     keep = np.exp(-rate[:, None] * activity**2)
@@ -76,7 +76,7 @@ def _forward_pass(population: Population, users: np.ndarray, windows: np.ndarray
         mass[:, 2:] = mass[:, 1:-1] * (1.0 - recovery)
         mass[:, 1] = active_mass * hazard
         mass[:, 0] = active_mass * (1.0 - hazard) + declining_mass * recovery
-        # The churned mass was shifted one column past the user's limit; drop it there.
+        # The churned mass was shifted one column past the user's limit, so drop it there.
         limited = rows[reaches_churn]
         mass[limited, days_to_churn[limited]] = 0.0
     return mass.sum(axis=1) + churned + outside

@@ -16,7 +16,7 @@ def load_offer_book(client, run: RunParameters, first_day: int, last_day: int) -
 
     An offer is valid on the whole days between its created_at and expires_at. Offers first seen
     before `first_day` are restored from sim.offer_truth when they still matter: an open code or
-    a return still to come. Rows that sim.offer_truth holds from a stopped run, for days not yet
+    a return still to come. Rows that sim.offer_truth contains from a stopped run, for days not yet
     checkpointed, are ignored and simulated again.
     """
     first_ms = run.day_start_ms(first_day)
@@ -44,10 +44,10 @@ def load_offer_book(client, run: RunParameters, first_day: int, last_day: int) -
         ((merged["offer_group"] == "treatment") & (merged["redeemed_day"] == NOT_SET) & (merged["last_day"] >= first_day))
         | (merged["persuaded"].fillna(False).astype(bool) & (merged["return_day"] >= first_day))
     )
-    kept = merged[new | still_matters].copy()
-    known_day = pd.to_numeric(kept["activation_day_known"]).to_numpy()
-    kept["activation_day"] = np.where(kept["activated"], known_day, kept["activation_day"]).astype(np.int64)
-    return OfferBook(kept, run.users)
+    selected = merged[new | still_matters].copy()
+    known_day = pd.to_numeric(selected["activation_day_known"]).to_numpy()
+    selected["activation_day"] = np.where(selected["activated"], known_day, selected["activation_day"]).astype(np.int64)
+    return OfferBook(selected, run.users)
 
 
 def _with_user_index(offers: pd.DataFrame, users: int) -> pd.DataFrame:

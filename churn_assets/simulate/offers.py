@@ -22,7 +22,7 @@ from churn_assets.simulate.random_streams import OFFERS, day_generator
 
 NOT_SET = -1
 
-# Columns every offer book starts from; outcome columns are added by `OfferBook`.
+# Columns every offer book starts from. `OfferBook` adds the outcome columns.
 OFFER_COLUMNS = (
     "offer_id", "campaign_id", "user_id", "user_index", "offer_group", "discount_code", "discount_percent",
     "activation_day", "last_day",
@@ -37,7 +37,7 @@ class OfferBook:
     """The offers one run handles, with their simulated outcome, and each user's open code.
 
     `offers` must have OFFER_COLUMNS. Rows restored from an earlier run also have OUTCOME_COLUMNS
-    and an `activated` flag; the others are activated on their `activation_day`.
+    and an `activated` flag. The others are activated on their `activation_day`.
     """
 
     def __init__(self, offers: pd.DataFrame, users: int):
@@ -92,7 +92,7 @@ class OfferBook:
 
     def _register(self, index: int) -> None:
         if self.is_treatment[index] and self.redeemed_day[index] == NOT_SET:
-            # NOTE: a user holds one open code; a newer treated offer replaces an older open one.
+            # NOTE: a user has one open code at a time, so a newer treated offer replaces an older open one.
             self.open_offer[self.user_index[index]] = index
         if self.persuaded[index]:
             self.returns_by_day[int(self.return_day[index])].append(int(index))
@@ -124,7 +124,7 @@ class OfferBook:
         self.status_at_offer[offers] = status
         self.return_probability[offers] = return_probability
         self.no_purchase_probability[offers] = no_purchase
-        # A persuaded user buys for sure; without the offer the user buys with 1 - no_purchase.
+        # A persuaded user buys for sure, and without the offer the user buys with 1 - no_purchase.
         self.uplift_probability[offers] = return_probability * no_purchase
         self.persuaded[offers] = persuaded
         self.return_day[offers] = np.where(persuaded, day + np.minimum(delay, windows - 1), NOT_SET)

@@ -1,7 +1,7 @@
 """The oracle a churn model is compared against: each user's true churn probability at a cutoff.
 
 The hidden state at the cutoff is rebuilt by replaying the seeded state changes (sign-ups,
-recorded returns after offers, decline and churn) from day 0; events do not affect the state,
+recorded returns after offers, decline and churn) from day 0. Events do not affect the state,
 so the replay does not draw them. The probability of no purchase in the window then comes in
 closed form from `no_purchase_probability`, not from sampling.
 """
@@ -50,7 +50,7 @@ def true_churn_probabilities(client, cutoff: date, window_days: int, store: bool
     """
     run = read_run(client)
     if run is None:
-        raise SimulationError("The warehouse holds no simulated shop; run churn simulate first.")
+        raise SimulationError("No simulated shop found in the warehouse; run churn simulate first.")
     cutoff_day = run.day_of(cutoff)
     if not 0 <= cutoff_day <= run.days_simulated:
         raise SimulationError(

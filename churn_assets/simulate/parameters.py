@@ -19,7 +19,7 @@ class BehaviourParameters:
     """Distributions of the hidden user traits and the daily event rates.
 
     Rates are expected events per day for a user with engagement 1 at full activity. A user's
-    activity is 1 while active and decay**k on the k-th day of a decline; the user churns (no more
+    activity is 1 while active and decay**k on the k-th day of a decline. The user churns (no more
     events) on the day activity would fall below `churn_activity`.
     """
 

@@ -18,7 +18,7 @@ from churn_assets.simulate.parameters import RunParameters
 from churn_assets.simulate.population import ACTIVE, CHURNED, DECLINING, WAITING, Population
 
 # Events buffered before a block is written. A block takes about 150 bytes per event in Arrow,
-# and the insert holds a serialised copy of it as well.
+# and the insert keeps a serialised copy of it in memory as well.
 BLOCK_EVENTS = 250_000
 # Days between checkpoints of the hidden state (and at the end of every run).
 CHECKPOINT_DAYS = 30
@@ -82,7 +82,7 @@ def run_days(
     """Simulate `day_count` days after `run.days_simulated` and write them through `sink`.
 
     Events go out in blocks of about BLOCK_EVENTS rows. The sink checkpoints the state every
-    CHECKPOINT_DAYS days and after the last day; `run.days_simulated` then names the next day.
+    CHECKPOINT_DAYS days and after the last day, and `run.days_simulated` then names the next day.
     """
     started = time.monotonic()
     first_day = run.days_simulated

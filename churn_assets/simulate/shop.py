@@ -27,7 +27,7 @@ def simulate_shop(
 ) -> SimulationSummary:
     """Simulate a new shop for `days` days and insert its events into raw.purchases and raw.user_actions.
 
-    Raises SimulationError when the warehouse already holds a simulated shop, because the user
+    Raises SimulationError when the warehouse already contains a simulated shop, because the user
     ids of two shops would collide.
     """
     validate_size(users, days, seed)
@@ -36,7 +36,7 @@ def simulate_shop(
     existing = sim_tables.read_run(client)
     if existing is not None:
         raise SimulationError(
-            f"The warehouse already holds a simulated shop (seed {existing.seed}, {existing.users} users, "
+            f"The warehouse already contains a simulated shop (seed {existing.seed}, {existing.users} users, "
             f"{existing.days_simulated} days from {existing.start_date}); continue it with append_days "
             "(churn simulate --append-days D) or simulate into a fresh warehouse."
         )
@@ -57,7 +57,7 @@ def append_days(client, days: int, progress: bool = True) -> SimulationSummary:
     run = sim_tables.read_run(client)
     if run is None:
         raise SimulationError(
-            "The warehouse holds no simulated shop to continue; start one with simulate_shop "
+            "No simulated shop found in the warehouse to continue; start one with simulate_shop "
             "(churn simulate --users N --days D --seed S)."
         )
     if days < 1 or run.days_simulated + days > MAX_DAYS:

@@ -26,7 +26,7 @@ SIM_TABLES = {
         ORDER BY (days_simulated, saved_at)
     """,
     # One partition per checkpoint: the state at the start of day `checkpoint_day`. Only the
-    # partition named by the latest run_parameters row is read; older ones are dropped.
+    # partition named by the latest run_parameters row is read, and the others are dropped.
     "user_state": """
         CREATE TABLE IF NOT EXISTS sim.user_state (
             checkpoint_day UInt32,
@@ -47,7 +47,7 @@ SIM_TABLES = {
         PARTITION BY checkpoint_day
         ORDER BY user_index
     """,
-    # For control rows the probabilities are what the offer would have done; persuaded is 0.
+    # For control rows the probabilities are what the offer would have done, and persuaded is 0.
     "offer_truth": """
         CREATE TABLE IF NOT EXISTS sim.offer_truth (
             offer_id String,
@@ -96,7 +96,7 @@ def ensure_simulation_tables(client) -> None:
 
 
 def read_run(client) -> RunParameters | None:
-    """Return the latest saved run parameters, or None when the warehouse holds no simulated shop."""
+    """Return the latest saved run parameters, or None when the warehouse contains no simulated shop."""
     exists = client.command("SELECT count() FROM system.tables WHERE database = 'sim' AND name = 'run_parameters'")
     if not int(exists):
         return None

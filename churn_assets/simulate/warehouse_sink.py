@@ -14,7 +14,8 @@ RAW_EVENT_TABLES = {"purchases": "purchase_id", "user_actions": "event_id"}
 def last_day_with_events(client, seed: int, from_day: int) -> int | None:
     """Return the latest day on or after `from_day` that already has simulated events, or None.
 
-    Such days exist only when a run stopped after inserting events and before its checkpoint.
+    Such days exist when a run stopped after inserting events and before its checkpoint, or when
+    files from simulate_to_files with the same seed were ingested.
     """
     prefix = id_prefix(seed)
     latest = None
@@ -32,8 +33,8 @@ def last_day_with_events(client, seed: int, from_day: int) -> int | None:
 class WarehouseSink:
     """Inserts blocks of events into raw.purchases and raw.user_actions.
 
-    Blocks that cover days which may already hold events (see `last_day_with_events`) go through
-    a staging table and only ids not yet present are inserted.
+    Blocks that cover days which may already have events (see `last_day_with_events`) go through
+    a staging table, and only ids not yet present are inserted.
     """
 
     def __init__(self, client, seed: int, user_ids: pa.Array, existing_until_day: int | None):

@@ -1,10 +1,10 @@
 {#-
     Features of every user as of each snapshot date in `snapshots` (a CTE or relation with an
-    `as_of_date` column). Only activity strictly before as_of_date is read, so a snapshot never
+    `as_of_date` column), from daily activity in `activity` (int_user_daily_activity by default). Only activity strictly before as_of_date is read, so a snapshot never
     sees its own label window. Users without a purchase, login or cart event get the user's tenure
     as "days since" and zero counts, never NULL.
 -#}
-{% macro user_features_at(snapshots) %}
+{% macro user_features_at(snapshots, activity=none) %}
     select
         activity.user_id as user_id,
         snapshot.as_of_date as as_of_date,
@@ -58,7 +58,7 @@
         toUInt64(sum(activity.count_discount_purchases)) as count_discount_purchases_total,
         if(count_purchases_total > 0, count_discount_purchases_total / count_purchases_total, 0) as discount_purchase_share
 
-    from {{ ref('int_user_daily_activity') }} as activity
+    from {{ activity if activity is not none else ref('int_user_daily_activity') }} as activity
     cross join {{ snapshots }} as snapshot
     where activity.activity_date < snapshot.as_of_date
     group by activity.user_id, snapshot.as_of_date

@@ -1,25 +1,54 @@
--- A failing row is a training row whose recency features could only come from activity on or after
--- its cutoff: every "days since" value must be at least one whole day, and the tenure must not
--- exceed the days between the user's first activity and the cutoff.
+-- Proves that no feature reads activity on or after its cutoff. The features of the evaluation
+-- snapshot are computed again from activity cut off at that date; any difference from the
+-- training set means a feature looked past its cutoff. A failing row is a user whose recomputed
+-- features differ, or who appears on only one side.
+{%- set non_features = ['user_id', 'as_of_date', 'split', 'label_window_days', 'label_window_end_date',
+                        'count_purchases_in_label_window', 'is_churned'] -%}
+{%- set feature_columns = [] -%}
+{%- if execute -%}
+    {%- for column in adapter.get_columns_in_relation(ref('churn_training_set')) -%}
+        {%- if column.name not in non_features -%}
+            {%- do feature_columns.append(column.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+{%- endif %}
+
 with
 
-first_activity as (
+evaluation_snapshot as (
 
-    select user_id, min(activity_date) as first_activity_date
+    select distinct as_of_date
+    from {{ ref('churn_training_set') }}
+    where split = 'evaluation'
+
+),
+
+activity_before_cutoff as (
+
+    select *
     from {{ ref('int_user_daily_activity') }}
-    group by user_id
+    where activity_date < (select min(as_of_date) from evaluation_snapshot)
+
+),
+
+recomputed as (
+
+    {{ user_features_at('evaluation_snapshot', 'activity_before_cutoff') }}
+
+),
+
+published as (
+
+    select * from {{ ref('churn_training_set') }} where split = 'evaluation'
 
 )
 
 select
-    training.user_id,
-    training.as_of_date,
-    training.tenure_days,
-    training.days_since_last_purchase
-from {{ ref('churn_training_set') }} as training
-inner join first_activity on training.user_id = first_activity.user_id
-where training.days_since_last_purchase < 1
-   or training.days_since_last_login < 1
-   or training.days_since_last_cart_add < 1
-   or training.tenure_days != dateDiff('day', first_activity.first_activity_date, training.as_of_date)
-   or first_activity.first_activity_date >= training.as_of_date
+    coalesce(published.user_id, recomputed.user_id) as user_id
+from published
+full outer join recomputed on published.user_id = recomputed.user_id
+where published.user_id = '' or recomputed.user_id = ''
+{%- for column in feature_columns %}
+   or not (published.{{ column }} = recomputed.{{ column }})
+{%- endfor %}
+settings join_use_nulls = 0
