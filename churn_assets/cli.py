@@ -56,6 +56,12 @@ def command_query(arguments) -> int:
     return 0
 
 
+def command_simulate(arguments) -> int:
+    from churn_assets.simulate.command import run_simulate_command
+
+    return run_simulate_command(arguments)
+
+
 def command_prepare(arguments) -> int:
     prepare_dbt_manifest()
     return 0
@@ -205,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help="the SQL statement")
     query.add_argument("--format", choices=["table", "tsv", "json"], default="table", help="output format (default: table)")
     query.set_defaults(handler=command_query)
+
+    simulate = commands.add_parser("simulate", help="generate a synthetic shop's events, or append days to one")
+    from churn_assets.simulate.command import add_simulate_arguments
+
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(handler=command_simulate)
 
     prepare = commands.add_parser("prepare", help="parse the dbt project so Dagster can load it")
     prepare.set_defaults(handler=command_prepare)

@@ -79,7 +79,10 @@ class BehaviourParameters:
             if not 0 <= value <= 1:
                 raise SimulationError(f"Behaviour parameter {name}={value} is not a probability in [0, 1].")
         if not 0 < self.min_decay <= self.max_decay < 1:
-            raise SimulationError(f"Decay range [{self.min_decay}, {self.max_decay}] must lie inside (0, 1).")
+            raise SimulationError(
+                f"Invalid decay range min_decay={self.min_decay}, max_decay={self.max_decay}; "
+                "use 0 < min_decay <= max_decay < 1."
+            )
         if not 0 < self.churn_activity < 1:
             raise SimulationError(f"churn_activity={self.churn_activity} must lie inside (0, 1).")
         if self.mean_days_to_return < 1:
