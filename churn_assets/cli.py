@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="load a purchases, actions or CDNOW file into the raw tables")
-    ingest.add_argument("kind", choices=["cdnow", "purchases", "actions"], help="what the file holds")
+    ingest.add_argument("kind", choices=["cdnow", "purchases", "actions"], help="kind of rows in the file")
     ingest.add_argument("file", help="CSV, Parquet or JSON Lines file (CDNOW: the whitespace-separated master file)")
     ingest.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="file format when the name does not tell")
     ingest.set_defaults(handler=command_ingest)

@@ -114,7 +114,7 @@ def test_dagster_materialize_whole_graph_then_offers_again(pipeline):
     environment = pipeline["environment"]
     materialize = ["dagster", "asset", "materialize", "-m", "churn_assets.definitions", "--select"]
 
-    # A retrained model scores users differently, so new users can cross the threshold, but nobody
+    # A retrained model scores users differently, so new users can cross the threshold, but no user
     # gets a second decision in the same campaign.
     run(materialize + ["*"], environment)
     decisions, users, codes = query(

@@ -19,7 +19,7 @@ class Tier:
 
 @dataclass(frozen=True)
 class OfferPolicy:
-    """Who gets an offer, how much, for how long, and which share is held back as control."""
+    """Offer rules: tiers, code prefix, validity, control share and exclusions."""
 
     tiers: tuple[Tier, ...] = (Tier("high_risk", 0.8, 20),)
     code_prefix: str = "SAVE"

@@ -33,7 +33,7 @@ class DbtBuildConfig(dg.Config):
     name="feature_models",
 )
 def feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig):
-    """Staging, intermediate, feature and training-set models with their tests."""
+    """Build the staging, intermediate, feature and training-set models with their tests."""
     warehouse.export_to_environment()
     yield from dbt.cli(dbt_build_args(config.feature_date or None), context=context).stream()
 
@@ -45,6 +45,6 @@ def feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
     name="redemption_models",
 )
 def redemption_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """The redemption mart, which reads the offers the pipeline wrote."""
+    """Build the redemption mart, which reads the offers the pipeline wrote."""
     warehouse.export_to_environment()
     yield from dbt.cli(["build"], context=context).stream()

@@ -47,7 +47,7 @@ def churn_scores(context: dg.AssetExecutionContext, config: ScoringConfig, wareh
             raise dg.Failure("No champion model in analytics.model_registry; materialize deployed_model first.")
         check_feature_columns(feature_columns_of(client), champion.feature_columns, "analytics.user_features")
 
-        # NOTE: a Vertex champion is scored here from the identical local artifact; the Vertex batch
+        # NOTE: a Vertex champion is scored here from the identical local artifact. The Vertex batch
         # prediction helpers in deployment/vertex.py are not yet wired into this asset.
         scorer = SavedModelScorer(local_path_from_uri(champion.artifact_uri, champion.model_version))
         user_count = int(client.command("SELECT count() FROM analytics.user_features"))

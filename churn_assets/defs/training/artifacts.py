@@ -1,4 +1,4 @@
-"""Where trained models are written, and the description saved beside each one."""
+"""Model folder locations and the description file saved beside each trained model."""
 
 import json
 import os

@@ -1,8 +1,8 @@
 -- One row per event of any kind: purchases from raw.purchases plus every user action.
 -- is_customer_action is 0 for offer_sent events, which the shop (this pipeline included) sends to
 -- the customer: they must not count as the customer being active.
--- Purchases recorded only as user actions count as purchases too; a shop that records the same
--- purchase in both places should send it to one of them.
+-- Purchases recorded only as user actions count as purchases too, so a shop that records the same
+-- purchase in both places should send it to only one of them.
 with
 
 purchases as (

@@ -1,5 +1,5 @@
 -- Proves that no feature reads activity on or after its cutoff. The features of the evaluation
--- snapshot are computed again from activity cut off at that date; any difference from the
+-- snapshot are computed again from activity cut off at that date. Any difference from the
 -- training set means a feature looked past its cutoff. A failing row is a user whose recomputed
 -- features differ, or who appears on only one side.
 {%- set non_features = ['user_id', 'as_of_date', 'split', 'label_window_days', 'label_window_end_date',
