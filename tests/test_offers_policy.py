@@ -78,3 +78,49 @@ def test_control_assignment_deterministic():
 def test_invalid_policy_rejected(options, message):
     with pytest.raises(ValueError, match=message):
         OfferPolicy(**options)
+
+
+def test_policy_file_example_loads():
+    from conftest import REPO_ROOT
+    from churn_assets.offers.policy_file import load_policy
+
+    policy = load_policy(REPO_ROOT / "offer_policy.example.yaml")
+    assert [tier.discount_percent for tier in policy.tiers] == [20, 30]
+    assert policy.control_share == 0.1
+
+
+def test_policy_file_unknown_key_rejected(tmp_path):
+    from churn_assets.offers.policy_file import load_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("tiers: [{name: t, min_probability: 0.8, discount_percent: 20}]\nbudget_euros: 5\n")
+    with pytest.raises(ValueError, match="unknown keys: budget_euros"):
+        load_policy(path)
+
+
+def test_policy_file_incomplete_tier_rejected(tmp_path):
+    from churn_assets.offers.policy_file import load_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("tiers: [{name: t, min_probability: 0.8}]\n")
+    with pytest.raises(ValueError, match="each tier needs"):
+        load_policy(path)
+
+
+def test_export_and_log_notifier(tmp_path):
+    import json
+
+    from churn_assets.offers.export import EXPORT_COLUMNS, LogNotifier, write_export
+
+    offers = pd.DataFrame([{
+        "offer_id": "o1", "campaign_id": "c1", "user_id": "007", "discount_code": "SAVE20-AAAA", "discount_percent": 20,
+        "tier": "base", "churn_probability": 0.9, "created_at": "2024-06-01T00:00:00Z", "expires_at": "2024-07-01T00:00:00Z",
+    }])[EXPORT_COLUMNS]
+    csv_path, jsonl_path = write_export(offers, "c1", tmp_path)
+    assert pd.read_csv(csv_path, dtype={"user_id": str})["user_id"].tolist() == ["007"]
+    assert json.loads(jsonl_path.read_text().splitlines()[0])["discount_code"] == "SAVE20-AAAA"
+
+    outbox = tmp_path / "c1" / "outbox.jsonl"
+    assert LogNotifier(outbox).send(offers) == 1
+    assert LogNotifier(outbox).send(offers.iloc[0:0]) == 0
+    assert len(outbox.read_text().splitlines()) == 1

@@ -9,7 +9,7 @@ from churn_assets.defs.dbt.project import dbt_project
 from churn_assets.defs.dbt.translator import ChurnDbtTranslator
 from churn_assets.defs.resources import WarehouseResource
 
-REDEMPTION_SELECTOR = "offer_redemption"
+REDEMPTION_SELECTOR = "offer_redemption campaign_lift"
 
 
 def dbt_build_args(feature_date: str | None = None) -> list[str]:
@@ -45,6 +45,6 @@ def feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
     name="redemption_models",
 )
 def redemption_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Build the redemption mart, which reads the offers the pipeline wrote."""
+    """Build the redemption and campaign lift marts, which read the offers the pipeline wrote."""
     warehouse.export_to_environment()
     yield from dbt.cli(["build"], context=context).stream()

@@ -8,7 +8,9 @@ import pyarrow as pa
 
 from churn_assets.defs.resources import WarehouseResource
 from churn_assets.offers.codes import load_code_key
+from churn_assets.offers.export import LogNotifier, export_root, read_campaign_offers, write_export
 from churn_assets.offers.policy import OfferPolicy, Tier, decide_offers
+from churn_assets.offers.policy_file import load_policy
 from churn_assets.warehouse.schema import ensure_pipeline_tables
 
 OFFER_COLUMNS = [
@@ -34,8 +36,12 @@ class OfferConfig(dg.Config):
     code_prefix: str = "SAVE"
     validity_days: int = 30
     control_share: float = 0.1
+    policy_file: str = ""
 
     def policy(self) -> OfferPolicy:
+        """Return the policy from `policy_file` when set (it replaces the other policy fields), else from these fields."""
+        if self.policy_file:
+            return load_policy(self.policy_file)
         return OfferPolicy(
             tiers=(
                 Tier("base", self.min_probability, self.discount_percent),
@@ -86,7 +92,10 @@ def append_offer_sent_actions(client, campaign_id: str) -> int:
     description="One row per offer decision (treatment or control) for users above the churn threshold.",
 )
 def discount_offers(context: dg.AssetExecutionContext, config: OfferConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    policy = config.policy()
+    try:
+        policy = config.policy()
+    except ValueError as error:
+        raise dg.Failure(f"Invalid offer policy: {error}", allow_retries=False) from error
 
     with warehouse.open() as client:
         ensure_pipeline_tables(client)
@@ -107,12 +116,16 @@ def discount_offers(context: dg.AssetExecutionContext, config: OfferConfig, ware
         if len(decisions.offers):
             client.insert_arrow("analytics.discount_offers", pa.Table.from_pandas(decisions.offers[OFFER_COLUMNS], preserve_index=False))
         actions_added = append_offer_sent_actions(client, campaign_id)
+        campaign_offers = read_campaign_offers(client, campaign_id)
         totals = client.query(
             "SELECT offer_group, count() FROM analytics.discount_offers FINAL WHERE campaign_id = {c:String} GROUP BY offer_group",
             parameters={"c": campaign_id},
         ).result_rows
 
     by_group = dict(totals)
+    csv_path, jsonl_path = write_export(campaign_offers, campaign_id)
+    new_treated = campaign_offers[campaign_offers["offer_id"].isin(decisions.offers["offer_id"])] if len(decisions.offers) else campaign_offers.iloc[0:0]
+    notified = LogNotifier(export_root() / campaign_id / "outbox.jsonl").send(new_treated)
     context.log.info(
         f"Campaign {campaign_id}: {len(scores)} users above {policy.lowest_threshold}, {len(decisions.offers)} new decisions "
         f"({int((decisions.offers['offer_group'] == 'treatment').sum()) if len(decisions.offers) else 0} offers), "
@@ -126,6 +139,9 @@ def discount_offers(context: dg.AssetExecutionContext, config: OfferConfig, ware
             "treatment_total": int(by_group.get("treatment", 0)),
             "control_total": int(by_group.get("control", 0)),
             "offer_sent_actions_added": actions_added,
+            "offers_notified": notified,
+            "export_csv": dg.MetadataValue.path(str(csv_path)),
+            "export_jsonl": dg.MetadataValue.path(str(jsonl_path)),
             **{f"excluded_{reason}": count for reason, count in decisions.excluded.items()},
             "preview": dg.MetadataValue.md(decisions.offers.head(10)[["user_id", "offer_group", "tier", "discount_code", "churn_probability"]].to_markdown(index=False) if len(decisions.offers) else "no new offers"),
         }
