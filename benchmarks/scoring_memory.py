@@ -10,7 +10,6 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timezone
 from pathlib import Path
 
 

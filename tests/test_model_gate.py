@@ -1,7 +1,5 @@
 """Training determinism and the champion gate, on a small synthetic training set in a real warehouse."""
 
-import dataclasses
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -12,8 +10,8 @@ from churn_assets.defs.deployment import registry
 from churn_assets.defs.deployment.assets import DeployerResource, DeploymentConfig, deployed_model
 from churn_assets.defs.deployment.gate import decide_promotion
 from churn_assets.defs.resources import WarehouseResource
-from churn_assets.defs.training.artifacts import TrainedModel
-from churn_assets.training.features import FEATURE_COLUMNS, feature_schema_hash, read_training_set
+from churn_assets.defs.training.artifacts import TrainedModel, trained_model_from_outcome
+from churn_assets.training.features import FEATURE_COLUMNS, read_training_set
 from churn_assets.training.model import Hyperparameters
 from churn_assets.training.train import MODEL_NAME, train_and_evaluate
 from churn_assets.warehouse.schema import ensure_pipeline_tables
@@ -64,18 +62,7 @@ def train_model(table: pa.Table, version: str, artifact_root, invert_training_la
     outcome = train_and_evaluate(table, SMALL_MODEL, log=lambda message: None)
     artifact_dir = artifact_root / version
     outcome.model.export(str(artifact_dir / "saved_model"), format="tf_saved_model", verbose=False)
-    return TrainedModel(
-        version=version,
-        artifact_dir=str(artifact_dir),
-        feature_columns=list(FEATURE_COLUMNS),
-        feature_schema_hash=feature_schema_hash(FEATURE_COLUMNS),
-        training_rows=outcome.training_rows,
-        validation_rows=outcome.validation_rows,
-        evaluation_rows=outcome.evaluation_rows,
-        evaluation_cutoff=outcome.evaluation_cutoff,
-        metrics=outcome.metrics[MODEL_NAME],
-        baseline_metrics={name: metrics for name, metrics in outcome.metrics.items() if name != MODEL_NAME},
-    )
+    return trained_model_from_outcome(version, artifact_dir, outcome, FEATURE_COLUMNS)
 
 
 def deploy(trained: TrainedModel, margin: float = 0.0) -> dg.MaterializeResult:

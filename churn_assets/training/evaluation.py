@@ -49,12 +49,7 @@ def score_metrics(labels: np.ndarray, scores: np.ndarray, probabilities: bool) -
 
 def roc_plot_markdown(labels: np.ndarray, scores_by_name: dict[str, np.ndarray]) -> str:
     """Draw the ROC curves of several scorers and return them as an inline Markdown image."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5, 5), dpi=90)
+    figure, axes = new_figure(5, 5)
     for name, scores in scores_by_name.items():
         false_positive_rate, true_positive_rate, _ = roc_curve(labels, scores)
         axes.plot(false_positive_rate, true_positive_rate, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
@@ -68,12 +63,7 @@ def roc_plot_markdown(labels: np.ndarray, scores_by_name: dict[str, np.ndarray])
 
 def calibration_plot_markdown(labels: np.ndarray, probabilities_by_name: dict[str, np.ndarray], bins: int = 10) -> str:
     """Draw observed churn rate against mean predicted probability per decile of each scorer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5, 5), dpi=90)
+    figure, axes = new_figure(5, 5)
     for name, probabilities in probabilities_by_name.items():
         order = np.argsort(probabilities, kind="stable")
         groups = np.array_split(order, bins)
@@ -92,12 +82,7 @@ def calibration_plot_markdown(labels: np.ndarray, probabilities_by_name: dict[st
 
 def lift_plot_markdown(labels: np.ndarray, scores_by_name: dict[str, np.ndarray], bins: int = 10) -> str:
     """Draw the churn rate of each score decile (highest first) divided by the overall churn rate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=90)
+    figure, axes = new_figure(6, 4)
     width = 0.8 / max(1, len(scores_by_name))
     base_rate = labels.mean()
     for index, (name, scores) in enumerate(scores_by_name.items()):
@@ -124,18 +109,23 @@ def metrics_table_markdown(metrics_by_name: dict[str, dict[str, float]]) -> str:
 
 def histogram_markdown(bin_counts: np.ndarray, title: str) -> str:
     """Draw counts of equal-width bins over [0, 1] and return them as an inline Markdown image."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     edges = np.linspace(0, 1, len(bin_counts) + 1)
-    figure, axes = plt.subplots(figsize=(5, 3), dpi=90)
+    figure, axes = new_figure(5, 3)
     axes.bar(edges[:-1], bin_counts, width=np.diff(edges), align="edge", color="#4C72B0")
     axes.set_xlabel("Churn probability")
     axes.set_ylabel("Users")
     axes.set_title(title)
     return figure_markdown(figure, title)
+
+
+def new_figure(width: float, height: float):
+    """Return a Matplotlib figure and axes drawn off-screen (no display is needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height), dpi=90)
 
 
 def figure_markdown(figure, alt_text: str) -> str:

@@ -43,3 +43,22 @@ class TrainedModel:
     def read_description(cls, artifact_dir: Path) -> "TrainedModel":
         data = json.loads((Path(artifact_dir) / DESCRIPTION_FILE).read_text())
         return cls(**data)
+
+
+def trained_model_from_outcome(version: str, artifact_dir: Path, outcome, feature_columns) -> TrainedModel:
+    """Describe a model fitted by `train_and_evaluate`, whose artifact was exported to `artifact_dir`."""
+    from churn_assets.training.features import feature_schema_hash
+    from churn_assets.training.train import MODEL_NAME
+
+    return TrainedModel(
+        version=version,
+        artifact_dir=str(artifact_dir),
+        feature_columns=list(feature_columns),
+        feature_schema_hash=feature_schema_hash(list(feature_columns)),
+        training_rows=outcome.training_rows,
+        validation_rows=outcome.validation_rows,
+        evaluation_rows=outcome.evaluation_rows,
+        evaluation_cutoff=outcome.evaluation_cutoff,
+        metrics=outcome.metrics[MODEL_NAME],
+        baseline_metrics={name: metrics for name, metrics in outcome.metrics.items() if name != MODEL_NAME},
+    )

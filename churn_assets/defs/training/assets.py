@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 import dagster as dg
 
 from churn_assets.defs.resources import WarehouseResource
-from churn_assets.defs.training.artifacts import TrainedModel, model_root
+from churn_assets.defs.training.artifacts import TrainedModel, model_root, trained_model_from_outcome
 from churn_assets.training.evaluation import (
     calibration_plot_markdown,
     lift_plot_markdown,
@@ -14,7 +14,7 @@ from churn_assets.training.evaluation import (
     precision_recall_at,
     roc_plot_markdown,
 )
-from churn_assets.training.features import FEATURE_COLUMNS, feature_schema_hash, read_training_set
+from churn_assets.training.features import FEATURE_COLUMNS, read_training_set
 from churn_assets.training.model import Hyperparameters
 from churn_assets.training.train import MODEL_NAME, TrainingOutcome, train_and_evaluate
 from churn_assets.warehouse.schema import ensure_pipeline_tables
@@ -85,18 +85,7 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig, wareh
     artifact_dir = model_root() / "candidates" / version
     artifact_dir.mkdir(parents=True, exist_ok=True)
     outcome.model.export(str(artifact_dir / "saved_model"), format="tf_saved_model", verbose=False)
-    trained = TrainedModel(
-        version=version,
-        artifact_dir=str(artifact_dir),
-        feature_columns=list(FEATURE_COLUMNS),
-        feature_schema_hash=feature_schema_hash(FEATURE_COLUMNS),
-        training_rows=outcome.training_rows,
-        validation_rows=outcome.validation_rows,
-        evaluation_rows=outcome.evaluation_rows,
-        evaluation_cutoff=outcome.evaluation_cutoff,
-        metrics=model_metrics,
-        baseline_metrics={name: metrics for name, metrics in outcome.metrics.items() if name != MODEL_NAME},
-    )
+    trained = trained_model_from_outcome(version, artifact_dir, outcome, FEATURE_COLUMNS)
     trained.write_description()
 
     with warehouse.open() as client:
