@@ -49,11 +49,11 @@ def test_campaign_lift_matches_simulated_effect(warehouse_url):
             "WHERE campaign_id = {campaign:String}",
             parameters={"campaign": campaign_id},
         ).result_rows[0]
-        true_effect = client.command(
+        true_effect = float(client.command(
             "SELECT avg(uplift_probability) FROM sim.offer_truth FINAL WHERE campaign_id = {campaign:String}",
             parameters={"campaign": campaign_id},
-        )
-        redemptions = client.command("SELECT sum(count_redemptions) FROM analytics.offer_redemption")
+        ))
+        redemptions = int(client.command("SELECT sum(count_redemptions) FROM analytics.offer_redemption"))
 
     print(f"campaign {campaign_id}: lift {lift:.4f} [{lower:.4f}, {upper:.4f}], simulated effect {true_effect:.4f}")
     assert redemptions > 0

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from churn_assets.offers.codes import discount_code, is_control
-from churn_assets.offers.policy import OfferPolicy, Tier, decide_offers
+from churn_assets.offers.policy import OfferPolicy, PriorOffers, Tier, decide_offers
 
 CREATED_AT = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
@@ -23,7 +23,7 @@ def scores_frame(count: int, probability: float = 0.9, has_purchased: int = 1) -
 
 def test_only_users_above_threshold_get_offers():
     scores = pd.concat([scores_frame(3, 0.95), scores_frame(3, 0.8).assign(user_id=["a", "b", "c"])])
-    decisions = decide_offers(scores, OfferPolicy(control_share=0), "c1", CREATED_AT, b"key", set(), set())
+    decisions = decide_offers(scores, OfferPolicy(control_share=0), "c1", CREATED_AT, b"key", PriorOffers())
     assert len(decisions.offers) == 3
     assert (decisions.offers["churn_probability"] > 0.8).all()
 
@@ -31,21 +31,41 @@ def test_only_users_above_threshold_get_offers():
 def test_highest_matching_tier_wins():
     policy = OfferPolicy(tiers=(Tier("high", 0.8, 20), Tier("very_high", 0.95, 30)), control_share=0)
     scores = scores_frame(2).assign(churn_probability=[0.9, 0.97])
-    offers = decide_offers(scores, policy, "c1", CREATED_AT, b"key", set(), set()).offers
-    assert offers["discount_percent"].tolist() == [20, 30]
-    assert offers["tier"].tolist() == ["high", "very_high"]
+    offers = decide_offers(scores, policy, "c1", CREATED_AT, b"key", PriorOffers()).offers
+    assert offers["discount_percent"].tolist() == [30, 20]
+    assert offers["tier"].tolist() == ["very_high", "high"]
 
 
 def test_exclusions_are_counted():
     scores = scores_frame(4)
     scores.loc[0, "has_purchased"] = 0
-    decisions = decide_offers(scores, OfferPolicy(), "c1", CREATED_AT, b"key", {"user-00001"}, {"user-00002"})
+    scores = pd.concat([scores, scores_frame(1).assign(user_id="opted")])
+    prior = PriorOffers(already_in_campaign={"user-00001"}, holding_unexpired_offer={"user-00002"}, opted_out={"opted"})
+    decisions = decide_offers(scores, OfferPolicy(), "c1", CREATED_AT, b"key", prior)
     assert decisions.offers["user_id"].tolist() == ["user-00003"]
-    assert decisions.excluded == {"already_in_campaign": 1, "never_purchased": 1, "unexpired_offer": 1}
+    assert decisions.excluded == {"already_in_campaign": 1, "opted_out": 1, "never_purchased": 1, "unexpired_offer": 1}
+
+
+def test_recent_offer_excluded_when_spacing_set():
+    prior = PriorOffers(offered_recently={"user-00000"})
+    spaced = decide_offers(scores_frame(2), OfferPolicy(min_days_between_offers=60), "c1", CREATED_AT, b"key", prior)
+    unspaced = decide_offers(scores_frame(2), OfferPolicy(), "c1", CREATED_AT, b"key", prior)
+    assert spaced.offers["user_id"].tolist() == ["user-00001"]
+    assert len(unspaced.offers) == 2
+
+
+def test_campaign_budget_keeps_highest_probabilities():
+    scores = scores_frame(100).assign(churn_probability=[0.81 + index * 0.001 for index in range(100)])
+    policy = OfferPolicy(control_share=0.1, max_offers_per_campaign=30)
+    decisions = decide_offers(scores, policy, "c1", CREATED_AT, b"key", PriorOffers(treated_in_campaign=10))
+    treated = decisions.offers[decisions.offers["offer_group"] == "treatment"]
+    assert len(treated) == 20
+    assert treated["churn_probability"].min() > scores["churn_probability"].median()
+    assert decisions.excluded["over_budget"] > 0
 
 
 def test_control_share_close_to_setting():
-    decisions = decide_offers(scores_frame(20_000), OfferPolicy(control_share=0.1), "c1", CREATED_AT, b"key", set(), set())
+    decisions = decide_offers(scores_frame(20_000), OfferPolicy(control_share=0.1), "c1", CREATED_AT, b"key", PriorOffers())
     control_share = (decisions.offers["offer_group"] == "control").mean()
     assert abs(control_share - 0.1) < 0.01
 

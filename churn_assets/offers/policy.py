@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from churn_assets.offers.codes import discount_code, is_control, offer_id
+from churn_assets.offers.codes import discount_code, offer_id
+from churn_assets.offers.codes import is_control as is_control_user
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class OfferPolicy:
     control_share: float = 0.1
     exclude_never_purchased: bool = True
     exclude_unexpired_offers: bool = True
+    min_days_between_offers: int = 0
+    max_offers_per_campaign: int | None = None
+    opt_out_file: str = ""
 
     def __post_init__(self):
         if not self.tiers:
@@ -40,6 +44,10 @@ class OfferPolicy:
             raise ValueError(f"control_share {self.control_share} is not in [0, 1).")
         if self.validity_days < 1:
             raise ValueError(f"validity_days {self.validity_days} must be at least 1.")
+        if self.min_days_between_offers < 0:
+            raise ValueError(f"min_days_between_offers {self.min_days_between_offers} must not be negative.")
+        if self.max_offers_per_campaign is not None and self.max_offers_per_campaign < 0:
+            raise ValueError(f"max_offers_per_campaign {self.max_offers_per_campaign} must not be negative.")
 
     @property
     def lowest_threshold(self) -> float:
@@ -49,6 +57,17 @@ class OfferPolicy:
         """Return the tier with the highest threshold below the probability."""
         eligible = [tier for tier in self.tiers if probability > tier.min_probability]
         return max(eligible, key=lambda tier: tier.min_probability) if eligible else None
+
+
+@dataclass
+class PriorOffers:
+    """What earlier runs and other campaigns decided, which later decisions must respect."""
+
+    already_in_campaign: set[str] = field(default_factory=set)
+    holding_unexpired_offer: set[str] = field(default_factory=set)
+    offered_recently: set[str] = field(default_factory=set)
+    opted_out: set[str] = field(default_factory=set)
+    treated_in_campaign: int = 0
 
 
 @dataclass
@@ -65,12 +84,12 @@ def decide_offers(
     campaign_id: str,
     created_at: datetime,
     code_key: bytes,
-    already_in_campaign: set[str],
-    holding_unexpired_offer: set[str],
+    prior: PriorOffers,
 ) -> OfferDecisions:
     """Decide offers for scored users above the lowest tier threshold.
 
     `scores` has user_id, churn_probability, model_version, scoring_run_id and has_purchased.
+    With a maximum per campaign, the highest probabilities get the remaining treated offers.
     """
     excluded: dict[str, int] = {}
 
@@ -79,11 +98,26 @@ def decide_offers(
         return candidates[~mask]
 
     candidates = scores[scores["churn_probability"] > policy.lowest_threshold]
-    candidates = drop(candidates["user_id"].isin(already_in_campaign), "already_in_campaign")
+    candidates = candidates.sort_values(["churn_probability", "user_id"], ascending=[False, True], kind="stable")
+    candidates = drop(candidates["user_id"].isin(prior.already_in_campaign), "already_in_campaign")
+    candidates = drop(candidates["user_id"].isin(prior.opted_out), "opted_out")
     if policy.exclude_never_purchased:
         candidates = drop(candidates["has_purchased"] == 0, "never_purchased")
     if policy.exclude_unexpired_offers:
-        candidates = drop(candidates["user_id"].isin(holding_unexpired_offer), "unexpired_offer")
+        candidates = drop(candidates["user_id"].isin(prior.holding_unexpired_offer), "unexpired_offer")
+    if policy.min_days_between_offers:
+        candidates = drop(candidates["user_id"].isin(prior.offered_recently), "offered_recently")
+
+    is_control = pd.Series(
+        [is_control_user(campaign_id, user, policy.control_share) for user in candidates["user_id"]],
+        index=candidates.index, dtype=bool,
+    )
+    if policy.max_offers_per_campaign is not None:
+        remaining = max(0, policy.max_offers_per_campaign - prior.treated_in_campaign)
+        treated_rank = (~is_control).cumsum()
+        over_budget = ~is_control & (treated_rank > remaining)
+        candidates = drop(over_budget, "over_budget")
+        is_control = is_control[candidates.index]
 
     tiers = candidates["churn_probability"].map(policy.tier_for)
     expires_at = created_at + timedelta(days=policy.validity_days)
@@ -91,7 +125,7 @@ def decide_offers(
         "offer_id": [offer_id(campaign_id, user) for user in candidates["user_id"]],
         "campaign_id": campaign_id,
         "user_id": candidates["user_id"].to_numpy(),
-        "offer_group": ["control" if is_control(campaign_id, user, policy.control_share) else "treatment" for user in candidates["user_id"]],
+        "offer_group": ["control" if control else "treatment" for control in is_control],
         "tier": [tier.name for tier in tiers],
         "discount_percent": [tier.discount_percent for tier in tiers],
         "churn_probability": candidates["churn_probability"].to_numpy(),

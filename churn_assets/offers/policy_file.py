@@ -6,7 +6,10 @@ import yaml
 
 from churn_assets.offers.policy import OfferPolicy, Tier
 
-ALLOWED_KEYS = {"tiers", "code_prefix", "validity_days", "control_share", "exclude_never_purchased", "exclude_unexpired_offers"}
+ALLOWED_KEYS = {
+    "tiers", "code_prefix", "validity_days", "control_share", "exclude_never_purchased", "exclude_unexpired_offers",
+    "min_days_between_offers", "max_offers_per_campaign", "opt_out_file",
+}
 
 
 def load_policy(path: Path) -> OfferPolicy:

@@ -1,6 +1,7 @@
 """Write discount offers for high-risk users and log each sent offer as an offer_sent action."""
 
-from datetime import datetime, time as clock_time, timezone
+from datetime import datetime, time as clock_time, timedelta, timezone
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -9,7 +10,7 @@ import pyarrow as pa
 from churn_assets.defs.resources import WarehouseResource
 from churn_assets.offers.codes import load_code_key
 from churn_assets.offers.export import LogNotifier, export_root, read_campaign_offers, write_export
-from churn_assets.offers.policy import OfferPolicy, Tier, decide_offers
+from churn_assets.offers.policy import OfferPolicy, PriorOffers, Tier, decide_offers
 from churn_assets.offers.policy_file import load_policy
 from churn_assets.warehouse.schema import ensure_pipeline_tables
 
@@ -36,6 +37,9 @@ class OfferConfig(dg.Config):
     code_prefix: str = "SAVE"
     validity_days: int = 30
     control_share: float = 0.1
+    min_days_between_offers: int = 0
+    max_offers_per_campaign: int = -1
+    opt_out_file: str = ""
     policy_file: str = ""
 
     def policy(self) -> OfferPolicy:
@@ -50,6 +54,9 @@ class OfferConfig(dg.Config):
             code_prefix=self.code_prefix,
             validity_days=self.validity_days,
             control_share=self.control_share,
+            min_days_between_offers=self.min_days_between_offers,
+            max_offers_per_campaign=None if self.max_offers_per_campaign < 0 else self.max_offers_per_campaign,
+            opt_out_file=self.opt_out_file,
         )
 
 
@@ -67,6 +74,42 @@ def read_candidate_scores(client, min_probability: float) -> pd.DataFrame:
 
 def user_set(client, sql: str, parameters: dict) -> set[str]:
     return {user for (user,) in client.query(sql, parameters=parameters).result_rows}
+
+
+def read_opt_out_list(path: str) -> set[str]:
+    """Return the user ids of an opt-out file, one per line (blank lines and # comments ignored)."""
+    if not path:
+        return set()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as error:
+        raise dg.Failure(f"Cannot read the opt-out list {path}: {error}", allow_retries=False) from error
+    return {line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")}
+
+
+def read_prior_offers(client, policy: OfferPolicy, campaign_id: str, created_at: datetime) -> PriorOffers:
+    """Collect the earlier decisions that constrain this campaign's new offers."""
+    recent_since = created_at - timedelta(days=policy.min_days_between_offers)
+    return PriorOffers(
+        already_in_campaign=user_set(client, "SELECT user_id FROM analytics.discount_offers WHERE campaign_id = {c:String}", {"c": campaign_id}),
+        holding_unexpired_offer=user_set(
+            client,
+            "SELECT DISTINCT user_id FROM analytics.discount_offers FINAL "
+            "WHERE offer_group = 'treatment' AND campaign_id != {c:String} AND expires_at > {at:DateTime64(3, 'UTC')}",
+            {"c": campaign_id, "at": created_at},
+        ),
+        offered_recently=user_set(
+            client,
+            "SELECT DISTINCT user_id FROM analytics.discount_offers FINAL "
+            "WHERE offer_group = 'treatment' AND campaign_id != {c:String} AND created_at > {since:DateTime64(3, 'UTC')}",
+            {"c": campaign_id, "since": recent_since},
+        ) if policy.min_days_between_offers else set(),
+        opted_out=read_opt_out_list(policy.opt_out_file),
+        treated_in_campaign=int(client.command(
+            "SELECT count() FROM analytics.discount_offers FINAL WHERE campaign_id = {c:String} AND offer_group = 'treatment'",
+            parameters={"c": campaign_id},
+        )),
+    )
 
 
 def append_offer_sent_actions(client, campaign_id: str) -> int:
@@ -105,14 +148,8 @@ def discount_offers(context: dg.AssetExecutionContext, config: OfferConfig, ware
         # Offers live on the shop's timeline: the campaign starts at the first day the features have not seen.
         created_at = datetime.combine(feature_date, clock_time(0), tzinfo=timezone.utc)
 
-        already = user_set(client, "SELECT user_id FROM analytics.discount_offers WHERE campaign_id = {c:String}", {"c": campaign_id})
-        unexpired = user_set(
-            client,
-            "SELECT DISTINCT user_id FROM analytics.discount_offers FINAL "
-            "WHERE offer_group = 'treatment' AND campaign_id != {c:String} AND expires_at > {at:DateTime64(3, 'UTC')}",
-            {"c": campaign_id, "at": created_at},
-        )
-        decisions = decide_offers(scores, policy, campaign_id, created_at, load_code_key(), already, unexpired)
+        prior = read_prior_offers(client, policy, campaign_id, created_at)
+        decisions = decide_offers(scores, policy, campaign_id, created_at, load_code_key(), prior)
         if len(decisions.offers):
             client.insert_arrow("analytics.discount_offers", pa.Table.from_pandas(decisions.offers[OFFER_COLUMNS], preserve_index=False))
         actions_added = append_offer_sent_actions(client, campaign_id)
