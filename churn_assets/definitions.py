@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from churn_assets.defs.automation.checks import offer_policy_compliance, score_drift
+from churn_assets.defs.automation.checks import offer_policy_compliance, redemption_rate_floor, score_drift
 from churn_assets.defs.automation.jobs import churn_refresh_job, churn_retrain_job
 from churn_assets.defs.automation.schedules import daily_scoring_schedule, weekly_retrain_schedule
 from churn_assets.defs.automation.sensors import fresh_events_sensor
@@ -27,7 +27,7 @@ churn_pipeline_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[*raw_event_tables, feature_models, churn_model, deployed_model, churn_scores, discount_offers, redemption_models],
-    asset_checks=[champion_beats_recency_baseline, score_drift, offer_policy_compliance],
+    asset_checks=[champion_beats_recency_baseline, score_drift, offer_policy_compliance, redemption_rate_floor],
     jobs=[churn_pipeline_job, churn_refresh_job, churn_retrain_job],
     schedules=[weekly_retrain_schedule, daily_scoring_schedule],
     sensors=[fresh_events_sensor],

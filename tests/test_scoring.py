@@ -87,3 +87,21 @@ def test_partial_rows_of_run_discarded(scoring_warehouse):
         remaining = client.command("SELECT count() FROM analytics.churn_scores WHERE scoring_run_id = 'run-x'")
     assert removed == 2
     assert remaining == 0
+
+
+def test_scoring_rejects_missing_column(scoring_warehouse):
+    with open_client() as client:
+        client.command("ALTER TABLE analytics.user_features DROP COLUMN count_purchases_90d")
+    result = score(chunk_rows=500)
+    message = str(result.get_step_failure_events()[0].step_failure_data.error)
+    assert not result.success
+    assert "count_purchases_90d" in message
+
+
+def test_scoring_rejects_changed_column_type(scoring_warehouse):
+    with open_client() as client:
+        client.command("ALTER TABLE analytics.user_features MODIFY COLUMN tenure_days String")
+    result = score(chunk_rows=500)
+    message = str(result.get_step_failure_events()[0].step_failure_data.error)
+    assert not result.success
+    assert "tenure_days (String)" in message

@@ -1,6 +1,7 @@
 """Asset checks on scores and offers: drift against the training data, and offer policy compliance."""
 
 import math
+import os
 
 import dagster as dg
 
@@ -97,4 +98,32 @@ def offer_policy_compliance(warehouse: WarehouseResource) -> dg.AssetCheckResult
         passed=not problems,
         description="; ".join(problems) or "All offers comply.",
         metadata={"decisions": decisions, "distinct_codes": codes, "unsent_treatment_offers": unsent},
+    )
+
+
+REDEMPTION_FLOOR_VARIABLE = "CHURN_REDEMPTION_RATE_FLOOR"
+DEFAULT_REDEMPTION_FLOOR = 0.02
+
+
+@dg.asset_check(
+    asset="offer_redemption",
+    description="Warns when a finished campaign's redemption rate (redeemed / sent) is below CHURN_REDEMPTION_RATE_FLOOR (default 0.02).",
+)
+def redemption_rate_floor(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    floor = float(os.environ.get(REDEMPTION_FLOOR_VARIABLE) or DEFAULT_REDEMPTION_FLOOR)
+    with warehouse.open() as client:
+        # Only campaigns whose every offer expired before the latest event have a final rate.
+        rows = client.query(
+            "SELECT redemption.campaign_id, sum(redemption.count_redemptions) / sum(redemption.count_offers_sent) AS rate "
+            "FROM analytics.offer_redemption AS redemption "
+            "INNER JOIN analytics.campaign_lift AS lift ON redemption.campaign_id = lift.campaign_id "
+            "WHERE lift.last_expires_at < (SELECT max(event_at) FROM intermediate.int_user_events) "
+            "GROUP BY redemption.campaign_id HAVING sum(redemption.count_offers_sent) > 0"
+        ).result_rows
+    below = {campaign: round(rate, 4) for campaign, rate in rows if rate < floor}
+    return dg.AssetCheckResult(
+        passed=not below,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(f"Campaigns below the floor {floor}: {below}" if below else f"{len(rows)} finished campaign(s) at or above {floor}."),
+        metadata={"finished_campaigns": len(rows), "campaigns_below_floor": len(below), "floor": floor},
     )

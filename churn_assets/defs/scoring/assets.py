@@ -12,7 +12,7 @@ from churn_assets.defs.resources import WarehouseResource
 from churn_assets.defs.scoring import writer
 from churn_assets.scoring.saved_model import SavedModelScorer, local_path_from_uri
 from churn_assets.training.evaluation import histogram_markdown
-from churn_assets.training.features import arrow_to_feature_arrays, check_feature_columns, feature_select_sql
+from churn_assets.training.features import FeatureSchemaError, arrow_to_feature_arrays, check_feature_columns, feature_select_sql
 from churn_assets.warehouse.schema import ensure_pipeline_tables
 
 
@@ -22,10 +22,24 @@ class ScoringConfig(dg.Config):
     chunk_rows: int = 200_000
 
 
-def feature_columns_of(client) -> list[str]:
-    return [name for (name,) in client.query(
-        "SELECT name FROM system.columns WHERE database = 'analytics' AND table = 'user_features' ORDER BY position"
-    ).result_rows]
+NUMERIC_TYPE_PREFIXES = ("Int", "UInt", "Float", "Decimal", "Nullable(Int", "Nullable(UInt", "Nullable(Float", "Nullable(Decimal")
+
+
+def feature_columns_of(client) -> dict[str, str]:
+    """Return {column: ClickHouse type} of analytics.user_features."""
+    return dict(client.query(
+        "SELECT name, type FROM system.columns WHERE database = 'analytics' AND table = 'user_features' ORDER BY position"
+    ).result_rows)
+
+
+def check_numeric_features(column_types: dict[str, str], expected: list[str]) -> None:
+    """Raise FeatureSchemaError naming model features whose column is no longer numeric."""
+    changed = [f"{name} ({column_types[name]})" for name in expected if name in column_types and not column_types[name].startswith(NUMERIC_TYPE_PREFIXES)]
+    if changed:
+        raise FeatureSchemaError(
+            f"analytics.user_features columns changed type and are no longer numeric: {', '.join(changed)}. "
+            "Fix the dbt model or retrain the model."
+        )
 
 
 @dg.asset(
@@ -45,7 +59,12 @@ def churn_scores(context: dg.AssetExecutionContext, config: ScoringConfig, wareh
         champion = registry.current_champion(client)
         if champion is None:
             raise dg.Failure("No champion model in analytics.model_registry; materialize deployed_model first.")
-        check_feature_columns(feature_columns_of(client), champion.feature_columns, "analytics.user_features")
+        column_types = feature_columns_of(client)
+        try:
+            check_feature_columns(list(column_types), champion.feature_columns, "analytics.user_features")
+            check_numeric_features(column_types, champion.feature_columns)
+        except FeatureSchemaError as error:
+            raise dg.Failure(f"Model {champion.model_version} cannot score these features: {error}", allow_retries=False) from error
 
         # NOTE: a Vertex champion is scored here from the identical local artifact. The Vertex batch
         # prediction helpers in deployment/vertex.py are not yet wired into this asset.

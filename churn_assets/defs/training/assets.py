@@ -4,6 +4,7 @@ import time
 from datetime import date, datetime, timezone
 
 import dagster as dg
+import numpy as np
 
 from churn_assets.defs.resources import WarehouseResource
 from churn_assets.defs.training.artifacts import TrainedModel, model_root, trained_model_from_outcome
@@ -13,6 +14,7 @@ from churn_assets.training.evaluation import (
     metrics_table_markdown,
     precision_recall_at,
     roc_plot_markdown,
+    score_metrics,
 )
 from churn_assets.training.features import FEATURE_COLUMNS, read_training_set
 from churn_assets.training.model import Hyperparameters
@@ -40,6 +42,25 @@ class TrainingConfig(dg.Config):
             batch_size=self.batch_size,
             early_stopping_patience=self.early_stopping_patience,
         )
+
+
+def add_oracle_scores(client, table, outcome: TrainingOutcome, log) -> None:
+    """On a simulated shop, score the evaluation rows with the simulator's true churn probabilities too."""
+    from churn_assets.simulate import true_churn_probabilities
+    from churn_assets.simulate.sim_tables import read_run
+
+    if read_run(client) is None:
+        return
+    is_evaluation = table.column("split").to_numpy(zero_copy_only=False) == "evaluation"
+    window_days = int(table.column("label_window_days").to_numpy(zero_copy_only=False)[is_evaluation][0])
+    oracle = true_churn_probabilities(client, date.fromisoformat(outcome.evaluation_cutoff), window_days)
+    by_user = dict(zip(oracle["user_id"], oracle["churn_probability"]))
+    user_ids = table.column("user_id").to_numpy(zero_copy_only=False)[is_evaluation]
+    if not all(user in by_user for user in user_ids):
+        log("The simulator's oracle does not cover every evaluation user; oracle metrics left out")
+        return
+    outcome.scores["oracle"] = np.array([by_user[user] for user in user_ids], dtype=np.float64)
+    outcome.metrics["oracle"] = score_metrics(outcome.evaluation_labels, outcome.scores["oracle"], probabilities=True)
 
 
 def write_evaluations(client, version: str, outcome: TrainingOutcome) -> int:
@@ -90,6 +111,7 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig, wareh
 
     with warehouse.open() as client:
         ensure_pipeline_tables(client)
+        add_oracle_scores(client, table, outcome, context.log.info)
         evaluation_rows = write_evaluations(client, version, outcome)
     context.log.info(f"Wrote {evaluation_rows} rows to analytics.model_evaluations for {version}")
 
@@ -103,6 +125,7 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig, wareh
             "recency_baseline_roc_auc": outcome.metrics["recency_rule"]["roc_auc"],
             "logistic_regression_roc_auc": outcome.metrics["logistic_regression"]["roc_auc"],
             "bg_nbd_roc_auc": outcome.metrics["bg_nbd"]["roc_auc"],
+            "oracle_roc_auc": outcome.metrics["oracle"]["roc_auc"] if "oracle" in outcome.metrics else float("nan"),
             "pr_auc": model_metrics["pr_auc"],
             "brier_score": model_metrics["brier_score"],
             "top_decile_lift": model_metrics["top_decile_lift"],

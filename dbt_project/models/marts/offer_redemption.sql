@@ -28,6 +28,7 @@ issued_offers as (
         any(campaign_id) as campaign_id,
         any(user_id) as user_id,
         any(discount_percent) as discount_percent,
+        any(tier) as tier,
         any(expires_at) as expires_at
     from {{ source('pipeline', 'discount_offers') }}
     where offer_group = 'treatment'
@@ -42,6 +43,7 @@ offers as (
         coalesce(sent.user_id, issued.user_id, '') as user_id,
         issued.campaign_id as campaign_id,
         issued.discount_percent as discount_percent,
+        issued.tier as tier,
         sent.sent_at as sent_at,
         coalesce(issued.expires_at, sent.sent_at + toIntervalDay({{ var('default_offer_validity_days') | int }})) as expires_at,
         sent.sent_at is not null as is_sent
@@ -88,6 +90,7 @@ per_code as (
         offers.discount_code as discount_code,
         any(offers.campaign_id) as campaign_id,
         any(offers.discount_percent) as discount_percent,
+        any(offers.tier) as tier,
         min(offers.sent_at) as first_sent_at,
         toUInt64(countIf(offers.is_sent)) as count_offers_sent,
         toUInt64(countIf(redemptions.discount_code != '')) as count_redemptions,
