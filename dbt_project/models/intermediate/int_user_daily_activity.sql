@@ -1,4 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete_insert',
+        unique_key='user_id, activity_date',
+        engine='MergeTree()',
+        order_by='(user_id, activity_date)',
+    )
+}}
+
 -- One row per user and day with any customer action: the counts every feature window is summed from.
+-- Incremental runs recompute the last `activity_lookback_days` days for every user, so events that
+-- arrive up to that many days late are still counted; older late events need --full-refresh.
 -- Offers sent to the user are not customer actions, so they neither create a row nor count here.
 with
 
@@ -21,6 +33,9 @@ daily as (
         count() as count_events
     from events
     where is_customer_action = 1
+    {% if is_incremental() %}
+      and event_date >= (select max(activity_date) from {{ this }}) - {{ var('activity_lookback_days') | int }}
+    {% endif %}
     group by user_id, event_date
 
 )
