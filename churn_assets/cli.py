@@ -42,6 +42,9 @@ def command_query(arguments) -> int:
 
     from churn_assets.warehouse import open_client
 
+    if not arguments.sql.strip():
+        print("error: the SQL statement is empty.", file=sys.stderr)
+        return 2
     with open_client() as client:
         result = client.query(arguments.sql)
     if arguments.format == "json":
@@ -119,6 +122,20 @@ def print_summary() -> None:
     print(tabulate(offers, headers=["campaign", "group", "decisions", "distinct codes", "lowest probability"], tablefmt="github"))
 
 
+def remove_embedded_warehouse(database_path: Path) -> None:
+    """Delete an embedded warehouse folder, but only while holding its lock, so no process is using it."""
+    import chdb_lock
+
+    if not database_path.exists():
+        return
+    print(f"Removing the previous warehouse at {database_path}")
+    chdb_lock.acquire(database_path, load_settings().lock_timeout_seconds)
+    try:
+        shutil.rmtree(database_path)
+    finally:
+        chdb_lock.release(database_path)
+
+
 def command_demo(arguments) -> int:
     from churn_assets.data.cdnow import cdnow_master_path
     from churn_assets.ingest.loader import ingest_file
@@ -126,9 +143,7 @@ def command_demo(arguments) -> int:
 
     started = time.monotonic()
     database_path = Path(arguments.warehouse).resolve()
-    if database_path.exists():
-        print(f"Removing the previous demo warehouse at {database_path}")
-        shutil.rmtree(database_path)
+    remove_embedded_warehouse(database_path)
     os.environ[URL_VARIABLE] = f"chdb://{database_path}"
     cdnow_file = Path(arguments.cdnow) if arguments.cdnow else cdnow_master_path()
 
@@ -172,8 +187,7 @@ def command_evaluate_cdnow(arguments) -> int:
     from churn_assets.warehouse import open_client
 
     database_path = Path(arguments.warehouse).resolve()
-    if database_path.exists():
-        shutil.rmtree(database_path)
+    remove_embedded_warehouse(database_path)
     os.environ[URL_VARIABLE] = f"chdb://{database_path}"
     cdnow_file = Path(arguments.cdnow) if arguments.cdnow else cdnow_master_path()
     with open_client() as client:
@@ -242,10 +256,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import chdb_lock
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from churn_assets.data.cdnow import DatasetError
+    from churn_assets.warehouse.settings import WarehouseUrlError
+
     # TensorFlow's C++ start-up messages are noise for someone running the pipeline.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     arguments = build_parser().parse_args(argv)
-    return arguments.handler(arguments)
+    try:
+        return arguments.handler(arguments)
+    except (WarehouseUrlError, chdb_lock.WarehouseBusyError, DatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ClickHouseError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"error: the warehouse rejected the request: {first_line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

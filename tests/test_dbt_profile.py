@@ -3,6 +3,7 @@
 import json
 import os
 
+import pytest
 import yaml
 from dbt.adapters.factory import load_plugin
 from dbt.config.profile import Profile
@@ -59,3 +60,26 @@ def test_build_args_pass_feature_date_as_json():
     assert args[:2] == ["build", "--vars"]
     assert json.loads(args[2]) == {"feature_date": "2024-05-01"}
     assert dbt_build_args(None) == ["build"]
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        ('{feature_date: "2024-13-45"}', "is not a calendar date"),
+        ('{feature_date: "2024-02-30"}', "is not a calendar date"),
+        ('{feature_date: "2200-01-01"}', "is outside 1970-01-02 to 2149-06-06"),
+        ('{training_snapshot_count: 0}', "training_snapshot_count must be at least 1"),
+    ],
+)
+def test_invalid_dbt_vars_fail_compile(variables, message, warehouse_url):
+    import subprocess
+
+    from conftest import REPO_ROOT, subprocess_environment
+
+    completed = subprocess.run(
+        ["dbt", "compile", "--select", "user_features churn_training_set", "--vars", variables],
+        cwd=REPO_ROOT / "dbt_project", env=subprocess_environment(CHURN_WAREHOUSE_URL=warehouse_url),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert message in completed.stdout

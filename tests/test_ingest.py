@@ -140,3 +140,43 @@ def test_failed_ingest_leaves_no_staging_table(client, tmp_path):
         ingest_file(client, "purchases", csv_file, progress=quiet)
     leftovers = client.command("SELECT count() FROM system.tables WHERE database = 'raw' AND name LIKE '\\_ingest\\_%'")
     assert leftovers == 0
+
+
+def test_csv_blank_lines_and_multiline_field(client, tmp_path):
+    csv_file = tmp_path / "purchases.csv"
+    csv_file.write_text(
+        'user_id,purchase_date,purchase_value\n'
+        '1,2024-01-01,5\n'
+        '\n'
+        '2,2024-01-02,-3\n'
+        '"multi\nline",not-a-date,10\n'
+        '3,2024-01-03,7\n'
+    )
+    result = ingest_file(client, "purchases", csv_file, progress=quiet)
+    assert result.rows_loaded == 2
+    rejected = dict(client.query("SELECT line_number, reason FROM raw.rejected_rows").result_rows)
+    assert rejected[4] == "negative purchase_value '-3'"
+
+
+def test_duplicate_given_ids_rejected(client, tmp_path):
+    csv_file = tmp_path / "purchases.csv"
+    csv_file.write_text("purchase_id,user_id,purchase_date,purchase_value\nP1,u1,2024-01-01,5\nP1,u2,2024-01-02,6\n")
+    result = ingest_file(client, "purchases", csv_file, progress=quiet)
+    assert result.rows_loaded == 1
+    assert result.rows_rejected == 1
+    assert client.query("SELECT reason FROM raw.rejected_rows").result_rows[0][0].startswith("duplicate purchase_id 'P1'")
+
+
+def test_duplicate_header_fails_clearly(client, tmp_path):
+    csv_file = tmp_path / "purchases.csv"
+    csv_file.write_text("user_id,user_id,purchase_date,purchase_value\n1,1,2024-01-01,5\n")
+    with pytest.raises(InputFileError, match="more than once: user_id"):
+        ingest_file(client, "purchases", csv_file, progress=quiet)
+
+
+def test_whole_file_failure_leaves_no_rejections(client, tmp_path):
+    jsonl_file = tmp_path / "actions.jsonl"
+    jsonl_file.write_bytes(b'{"user_id": "u1", "action": "login"}\n{broken\n\xff\xfe\n')
+    with pytest.raises(InputFileError):
+        ingest_file(client, "actions", jsonl_file, progress=quiet)
+    assert client.command("SELECT count() FROM raw.rejected_rows") == 0

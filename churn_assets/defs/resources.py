@@ -14,13 +14,15 @@ class WarehouseResource(dg.ConfigurableResource):
     """The ClickHouse warehouse. An empty `url` means CHURN_WAREHOUSE_URL, or the embedded default."""
 
     url: str = ""
-    lock_timeout_seconds: float = 600.0
+    lock_timeout_seconds: float | None = None
 
     def settings(self) -> WarehouseSettings:
+        """Return the settings; an unset lock timeout means CHURN_WAREHOUSE_LOCK_TIMEOUT or its default."""
+        settings = load_settings()
         if self.url:
-            return parse_url(self.url, password=os.environ.get("CHURN_WAREHOUSE_PASSWORD", ""),
-                             lock_timeout_seconds=self.lock_timeout_seconds)
-        return load_settings()
+            settings = parse_url(self.url, password=os.environ.get("CHURN_WAREHOUSE_PASSWORD", ""),
+                                 lock_timeout_seconds=settings.lock_timeout_seconds)
+        return settings
 
     @contextmanager
     def open(self) -> Iterator:

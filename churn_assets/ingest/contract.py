@@ -50,6 +50,10 @@ def normalise_name(name: str) -> str:
 def map_columns(file_columns: list[str], contract: FileContract, file_name: str) -> dict[str, str]:
     """Return {file column: contract column}; raise when a required column is missing."""
     wanted = {normalise_name(column): column for column in contract.columns}
+    normalised = [normalise_name(column) for column in file_columns]
+    repeated = sorted({column for column in file_columns if normalised.count(normalise_name(column)) > 1})
+    if repeated:
+        raise InputFileError(f"{file_name}: column names appear more than once: {', '.join(map(str, repeated))}.")
     mapping: dict[str, str] = {}
     for column in file_columns:
         key = normalise_name(column)

@@ -100,7 +100,10 @@ def ingest_chunks(
         _drop_leftover_staging(client)
 
     staging = f"raw.`{STAGING_PREFIX}{contract.table}_{ingest_id}`"
+    staging_rejections = f"raw.`{STAGING_PREFIX}rejected_{ingest_id}`"
     client.command(f"CREATE TABLE {staging} AS raw.{contract.table} ENGINE = MergeTree ORDER BY {contract.id_column}")
+    # Rejections wait here too, so a file that fails as a whole leaves nothing behind.
+    client.command(f"CREATE TABLE {staging_rejections} AS raw.rejected_rows ENGINE = MergeTree ORDER BY tuple()")
     counter = OccurrenceCounter()
     # Rejections of an earlier load of the same file content are already recorded.
     recorded_rejections = set(client.query(
@@ -114,7 +117,8 @@ def ingest_chunks(
         for chunk in chunks:
             if mapping is None:
                 mapping = map_columns(list(chunk.frame.columns), contract, source_file)
-            chunk.frame = chunk.frame[list(mapping)].rename(columns=mapping)
+            # A later chunk may lack a column (JSON Lines keys vary), which then counts as missing.
+            chunk.frame = chunk.frame.reindex(columns=list(mapping)).rename(columns=mapping)
             checked = validate_chunk(chunk, contract, counter)
             rows_read += len(chunk.frame) + len(chunk.malformed)
             rows_rejected += len(checked.rejections)
@@ -124,7 +128,7 @@ def ingest_chunks(
                 rejection for rejection in checked.rejections
                 if (rejection.line_number, rejection.reason[:REJECTED_TEXT_LIMIT]) not in recorded_rejections
             ]
-            _insert_rejections(client, new_rejections, ingest_id, contract, source_file, file_digest, started_at)
+            _insert_rejections(client, staging_rejections, new_rejections, ingest_id, contract, source_file, file_digest, started_at)
             progress(f"  read {rows_read} rows, {rows_rejected} rejected so far")
 
         if mapping is None and rows_read == 0:
@@ -135,9 +139,11 @@ def ingest_chunks(
             f"INSERT INTO raw.{contract.table} SELECT * FROM {staging} "
             f"WHERE {contract.id_column} NOT IN (SELECT {contract.id_column} FROM raw.{contract.table})"
         )
+        client.command(f"INSERT INTO raw.rejected_rows SELECT * FROM {staging_rejections}")
         loaded = client.command(f"SELECT count() FROM raw.{contract.table} WHERE ingest_id = {{ingest_id:String}}", parameters={"ingest_id": ingest_id})
     finally:
         client.command(f"DROP TABLE IF EXISTS {staging}")
+        client.command(f"DROP TABLE IF EXISTS {staging_rejections}")
 
     result = IngestResult(
         ingest_id=ingest_id,
@@ -154,11 +160,11 @@ def ingest_chunks(
 
 
 def _insert_rejections(
-    client, rejections, ingest_id: str, contract: FileContract, source_file: str, file_digest: str, rejected_at: datetime
+    client, table: str, rejections, ingest_id: str, contract: FileContract, source_file: str, file_digest: str, rejected_at: datetime
 ) -> None:
     if not rejections:
         return
-    table = pa.table(
+    rows = pa.table(
         {
             "ingest_id": pa.array([ingest_id] * len(rejections), pa.string()),
             "target_table": pa.array([contract.table] * len(rejections), pa.string()),
@@ -170,7 +176,7 @@ def _insert_rejections(
             "rejected_at": pa.array([rejected_at] * len(rejections), pa.timestamp("ms", tz="UTC")),
         }
     )
-    client.insert_arrow("raw.rejected_rows", table)
+    client.insert_arrow(table, rows)
 
 
 def _record_run(client, result: IngestResult, file_digest: str, started_at: datetime) -> None:

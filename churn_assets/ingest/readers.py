@@ -3,6 +3,7 @@
 Every value stays text here so that validation, not the reader, decides what is unreadable.
 """
 
+import csv
 import io
 import json
 from collections.abc import Iterator
@@ -30,12 +31,21 @@ class Rejection:
 
 @dataclass
 class RawChunk:
-    """Rows of one file as text, with their line numbers and raw text."""
+    """Rows of one file as text, with their line numbers and raw text.
+
+    `raw_text` is None when the raw text is rebuilt only for rejected rows (CSV), to save time.
+    """
 
     frame: pd.DataFrame
     line_numbers: pd.Series
-    raw_text: pd.Series
+    raw_text: pd.Series | None
     malformed: list[Rejection] = field(default_factory=list)
+
+    def raw_text_of(self, mask: pd.Series) -> pd.Series:
+        """Return the raw text of the rows selected by `mask`."""
+        if self.raw_text is not None:
+            return self.raw_text[mask]
+        return rows_as_csv_text(self.frame[mask])
 
 
 def detect_format(path: Path) -> str:
@@ -68,17 +78,26 @@ def _frame_to_text(frame: pd.DataFrame) -> pd.DataFrame:
     return text.apply(lambda column: column.str.strip())
 
 
-def _csv_rows_as_text(frame: pd.DataFrame) -> pd.Series:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, header=False, index=False, lineterminator="\n")
-    return pd.Series(buffer.getvalue().rstrip("\n").split("\n"), index=frame.index, dtype="string")
+def rows_as_csv_text(frame: pd.DataFrame) -> pd.Series:
+    """Rebuild each row as one CSV line (quoted where needed), for the rejected-rows table."""
+    texts = []
+    for values in frame.itertuples(index=False):
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow(["" if pd.isna(value) else value for value in values])
+        texts.append(buffer.getvalue())
+    return pd.Series(texts, index=frame.index, dtype="string")
 
 
 def _read_csv(path: Path) -> Iterator[RawChunk]:
     malformed: list[Rejection] = []
+    blank_lines: list[int] = []
 
     def keep_malformed(row) -> str:
-        malformed.append(Rejection(row.number or 0, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
+        # Blank lines are parsed (not ignored) so that line numbers stay right, then dropped here.
+        if not row.text.strip():
+            blank_lines.append(row.number or 0)
+        else:
+            malformed.append(Rejection(row.number or 0, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
         return "skip"
 
     read_options = pa_csv.ReadOptions(block_size=64 << 20, use_threads=False)
@@ -86,10 +105,13 @@ def _read_csv(path: Path) -> Iterator[RawChunk]:
         header = pa_csv.open_csv(
             path, read_options=read_options, parse_options=pa_csv.ParseOptions(invalid_row_handler=lambda row: "skip")
         ).schema.names
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise InputFileError(f"{path}: column names appear more than once: {', '.join(repeated)}.")
         reader = pa_csv.open_csv(
             path,
             read_options=read_options,
-            parse_options=pa_csv.ParseOptions(invalid_row_handler=keep_malformed),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=keep_malformed, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=True),
         )
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as error:
@@ -102,12 +124,13 @@ def _read_csv(path: Path) -> Iterator[RawChunk]:
         for batch in reader:
             frame = _frame_to_text(batch.to_pandas())
             chunk_malformed, malformed[:] = list(malformed), []
-            skipped = {rejection.line_number for rejection in chunk_malformed}
-            candidates = range(next_line, next_line + len(frame) + len(chunk_malformed))
+            skipped = {rejection.line_number for rejection in chunk_malformed} | set(blank_lines)
+            candidates = range(next_line, next_line + len(frame) + len(chunk_malformed) + len(blank_lines))
+            blank_lines.clear()
             numbers = [number for number in candidates if number not in skipped][: len(frame)]
             next_line = candidates.stop
             line_numbers = pd.Series(numbers, index=frame.index, dtype="int64")
-            yield RawChunk(frame, line_numbers, _csv_rows_as_text(frame.fillna("")), chunk_malformed)
+            yield RawChunk(frame, line_numbers, None, chunk_malformed)
     except (pa.ArrowInvalid, UnicodeDecodeError) as error:
         raise InputFileError(f"{path}: CSV reading stopped near line {next_line} ({error}).") from error
 
@@ -119,8 +142,15 @@ def _read_parquet(path: Path) -> Iterator[RawChunk]:
         raise InputFileError(f"{path}: not a readable Parquet file ({error}).") from error
 
     next_row = 1
-    for batch in parquet_file.iter_batches(batch_size=CHUNK_ROWS):
-        frame = _frame_to_text(batch.to_pandas())
+    batches = parquet_file.iter_batches(batch_size=CHUNK_ROWS)
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            frame = _frame_to_text(batch.to_pandas())
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as error:
+            raise InputFileError(f"{path}: Parquet reading stopped near row {next_row} ({error}).") from error
         line_numbers = pd.Series(range(next_row, next_row + len(frame)), index=frame.index)
         next_row += len(frame)
         raw_text = pd.Series(frame.to_json(orient="records", lines=True).rstrip("\n").split("\n"), index=frame.index)
@@ -181,9 +211,13 @@ def read_cdnow(path: Path) -> Iterator[RawChunk]:
         raise InputFileError(f"{path}: file not found.")
     columns = ("user_id", "purchase_date", "quantity", "purchase_value")
     rows, numbers, texts, malformed = [], [], [], []
-    with path.open("r", encoding="ascii", errors="replace", newline="") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            text = line.rstrip("\r\n")
+    with path.open("rb") as handle:
+        for line_number, line_bytes in enumerate(handle, start=1):
+            try:
+                text = line_bytes.decode("ascii").rstrip("\r\n")
+            except UnicodeDecodeError:
+                malformed.append(Rejection(line_number, line_bytes.decode("ascii", errors="replace").rstrip("\r\n"), "not ASCII text"))
+                continue
             fields = text.split()
             if line_number == 1 and fields and not fields[0].isdigit():
                 continue

@@ -27,6 +27,7 @@ class OccurrenceCounter:
 
     def __init__(self) -> None:
         self._seen: dict[int, int] = {}
+        self.given_ids: set[str] = set()
 
     def number(self, hashes: pd.Series) -> pd.Series:
         within_chunk = hashes.groupby(hashes).cumcount() + 1
@@ -105,10 +106,15 @@ def validate_chunk(chunk: RawChunk, contract: FileContract, counter: OccurrenceC
         rows["event_at"] = times
         rows["value"] = values.round(2)
 
+    given_id_text = optional_text(contract.id_column)
+    repeated_id = given_id_text.notna() & (given_id_text.duplicated() | given_id_text.isin(counter.given_ids))
+    reject(repeated_id, f"duplicate {contract.id_column} '" + given_id_text.fillna("") + "' (an earlier line of this file has it)")
+    counter.given_ids.update(given_id_text[reasons.isna() & given_id_text.notna()])
+
     valid = reasons.isna()
     rejections = list(chunk.malformed) + [
         Rejection(int(line), str(text), str(reason))
-        for line, text, reason in zip(chunk.line_numbers[~valid], chunk.raw_text[~valid], reasons[~valid])
+        for line, text, reason in zip(chunk.line_numbers[~valid], chunk.raw_text_of(~valid), reasons[~valid])
     ]
 
     rows = rows[valid].copy()

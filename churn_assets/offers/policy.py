@@ -42,8 +42,8 @@ class OfferPolicy:
                 raise ValueError(f"Tier {tier.name}: discount_percent {tier.discount_percent} is not in (0, 100].")
         if not 0 <= self.control_share < 1:
             raise ValueError(f"control_share {self.control_share} is not in [0, 1).")
-        if self.validity_days < 1:
-            raise ValueError(f"validity_days {self.validity_days} must be at least 1.")
+        if not 1 <= self.validity_days <= 3650:
+            raise ValueError(f"validity_days {self.validity_days} must be between 1 and 3650.")
         if self.min_days_between_offers < 0:
             raise ValueError(f"min_days_between_offers {self.min_days_between_offers} must not be negative.")
         if self.max_offers_per_campaign is not None and self.max_offers_per_campaign < 0:

@@ -24,7 +24,7 @@ snapshots as (
         {{ evaluation_cutoff_sql() }} - {{ training_label_window_days() }} * number as as_of_date,
         'train' as split,
         toUInt32({{ training_label_window_days() }}) as label_window_days
-    from numbers(1, {{ var('training_snapshot_count') | int }})
+    from numbers(1, {{ training_snapshot_count() }})
 
 ),
 
