@@ -37,7 +37,9 @@
 
         -- monetary value
         round(sum(activity.purchase_value), 2) as purchase_value_total,
-        round(sumIf(activity.purchase_value, activity.activity_date >= snapshot.as_of_date - 90), 2) as purchase_value_90d,
+        {% for days in [7, 30, 90] %}
+        round(sumIf(activity.purchase_value, activity.activity_date >= snapshot.as_of_date - {{ days }}), 2) as purchase_value_{{ days }}d,
+        {% endfor %}
         round(if(count_purchases_total > 0, purchase_value_total / count_purchases_total, 0), 2) as average_purchase_value,
 
         -- trends: the last 30 days against the 30 days before them
