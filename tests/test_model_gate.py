@@ -113,6 +113,10 @@ def test_worse_challenger_stays_out(training_client, tmp_path):
     with open_client() as client:
         champion = registry.current_champion(client)
         statuses = dict(client.query("SELECT model_version, status FROM analytics.model_registry FINAL").result_rows)
+        training_window = client.query(
+            "SELECT toString(training_cutoffs) FROM analytics.model_registry FINAL WHERE model_version = 'good-model'"
+        ).result_rows[0][0]
+    assert training_window == "['2024-01-01','2024-04-01']"
     assert champion.model_version == "good-model"
     assert statuses == {"good-model": "champion", "worse-model": "challenger"}
 

@@ -24,6 +24,7 @@ class TrainingOutcome:
     validation_rows: int
     evaluation_rows: int
     evaluation_cutoff: str
+    training_cutoffs: list[str]
     epochs_run: int
     evaluation_labels: np.ndarray
     scores: dict[str, np.ndarray] = field(default_factory=dict)
@@ -86,6 +87,7 @@ def train_and_evaluate(table: pa.Table, settings: Hyperparameters, log=print, co
         validation_rows=int(splits.validation.sum()),
         evaluation_rows=int(evaluation.sum()),
         evaluation_cutoff=str(_column(table, "as_of_date", evaluation)[0]),
+        training_cutoffs=sorted({str(value) for value in _column(table, "as_of_date", splits.train | splits.validation)}),
         epochs_run=len(history.history["loss"]),
         evaluation_labels=evaluation_labels,
         scores=scores,

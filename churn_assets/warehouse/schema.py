@@ -142,6 +142,7 @@ PIPELINE_TABLES = {
             training_rows UInt64,
             evaluation_rows UInt64,
             evaluation_cutoff Date,
+            training_cutoffs Array(Date),
             roc_auc Float64,
             baseline_roc_auc Float64,
             registered_at DateTime64(3, 'UTC'),
@@ -158,3 +159,5 @@ def ensure_pipeline_tables(client) -> None:
     ensure_raw_tables(client)
     for ddl in PIPELINE_TABLES.values():
         client.command(ddl)
+    # Registries created before the training window was recorded get the column added.
+    client.command("ALTER TABLE analytics.model_registry ADD COLUMN IF NOT EXISTS training_cutoffs Array(Date) AFTER evaluation_cutoff")

@@ -11,7 +11,7 @@ RETIRED = "retired"
 
 REGISTRY_COLUMNS = [
     "model_version", "status", "artifact_uri", "deployment_target", "feature_columns", "feature_schema_hash",
-    "training_rows", "evaluation_rows", "evaluation_cutoff", "roc_auc", "baseline_roc_auc",
+    "training_rows", "evaluation_rows", "evaluation_cutoff", "training_cutoffs", "roc_auc", "baseline_roc_auc",
     "registered_at", "status_changed_at",
 ]
 
@@ -37,6 +37,7 @@ def register(client, trained: TrainedModel, artifact_uri: str, target: str, stat
         [[
             trained.version, status, artifact_uri, target, trained.feature_columns, trained.feature_schema_hash,
             trained.training_rows, trained.evaluation_rows, date.fromisoformat(trained.evaluation_cutoff),
+            [date.fromisoformat(cutoff) for cutoff in trained.training_cutoffs],
             trained.metrics["roc_auc"], trained.baseline_metrics["recency_rule"]["roc_auc"], now, now,
         ]],
         column_names=REGISTRY_COLUMNS,

@@ -31,6 +31,7 @@ class TrainedModel:
     evaluation_cutoff: str
     metrics: dict[str, float]
     baseline_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    training_cutoffs: list[str] = field(default_factory=list)
 
     @property
     def saved_model_dir(self) -> Path:
@@ -61,4 +62,5 @@ def trained_model_from_outcome(version: str, artifact_dir: Path, outcome, featur
         evaluation_cutoff=outcome.evaluation_cutoff,
         metrics=outcome.metrics[MODEL_NAME],
         baseline_metrics={name: metrics for name, metrics in outcome.metrics.items() if name != MODEL_NAME},
+        training_cutoffs=list(outcome.training_cutoffs),
     )
