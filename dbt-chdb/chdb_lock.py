@@ -58,9 +58,9 @@ def acquire(database_path: Path, timeout_seconds: float) -> None:
     """Take the lock for `database_path`, waiting up to `timeout_seconds` for another process."""
     database_path = Path(database_path).resolve()
     with _registry_guard:
-        held = _held_locks.get(database_path)
-        if held is not None:
-            held.count += 1
+        lock_state = _held_locks.get(database_path)
+        if lock_state is not None:
+            lock_state.count += 1
             return
 
         lock_path = lock_file_for(database_path)
@@ -88,16 +88,16 @@ def release(database_path: Path) -> None:
     """Release one hold on the lock; the last release lets other processes in."""
     database_path = Path(database_path).resolve()
     with _registry_guard:
-        held = _held_locks.get(database_path)
-        if held is None:
+        lock_state = _held_locks.get(database_path)
+        if lock_state is None:
             return
-        held.count -= 1
-        if held.count > 0:
+        lock_state.count -= 1
+        if lock_state.count > 0:
             return
         del _held_locks[database_path]
-        os.ftruncate(held.file_descriptor, 0)
-        fcntl.flock(held.file_descriptor, fcntl.LOCK_UN)
-        os.close(held.file_descriptor)
+        os.ftruncate(lock_state.file_descriptor, 0)
+        fcntl.flock(lock_state.file_descriptor, fcntl.LOCK_UN)
+        os.close(lock_state.file_descriptor)
 
 
 def is_held_here(database_path: Path) -> bool:

@@ -1,4 +1,4 @@
-"""On a simulated shop, the Keras model gets close to the oracle that knows every user's hidden state."""
+"""On a simulated shop, the Keras model gets close to the oracle, which reads every user's hidden state."""
 
 import subprocess
 from datetime import date

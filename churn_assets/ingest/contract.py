@@ -49,7 +49,7 @@ def normalise_name(name: str) -> str:
 
 def map_columns(file_columns: list[str], contract: FileContract, file_name: str) -> dict[str, str]:
     """Return {file column: contract column}; raise when a required column is missing."""
-    wanted = {normalise_name(column): column for column in contract.columns}
+    contract_columns = {normalise_name(column): column for column in contract.columns}
     normalised = [normalise_name(column) for column in file_columns]
     repeated = sorted({column for column in file_columns if normalised.count(normalise_name(column)) > 1})
     if repeated:
@@ -57,8 +57,8 @@ def map_columns(file_columns: list[str], contract: FileContract, file_name: str)
     mapping: dict[str, str] = {}
     for column in file_columns:
         key = normalise_name(column)
-        if key in wanted and wanted[key] not in mapping.values():
-            mapping[column] = wanted[key]
+        if key in contract_columns and contract_columns[key] not in mapping.values():
+            mapping[column] = contract_columns[key]
 
     missing = [column for column in contract.required if column not in mapping.values()]
     if missing:

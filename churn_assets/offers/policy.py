@@ -61,7 +61,7 @@ class OfferPolicy:
 
 @dataclass
 class PriorOffers:
-    """What earlier runs and other campaigns decided, which later decisions must respect."""
+    """Earlier decisions (this campaign's and others') that constrain new offers."""
 
     already_in_campaign: set[str] = field(default_factory=set)
     holding_unexpired_offer: set[str] = field(default_factory=set)

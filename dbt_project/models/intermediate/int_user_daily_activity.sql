@@ -10,7 +10,7 @@
 
 -- One row per user and day with any customer action: the counts every feature window is summed from.
 -- Incremental runs recompute the last `activity_lookback_days` days for every user, so events that
--- arrive up to that many days late are still counted; older late events need --full-refresh.
+-- arrive up to that many days late are still counted. Older late events need --full-refresh.
 -- Offers sent to the user are not customer actions, so they neither create a row nor count here.
 with
 
