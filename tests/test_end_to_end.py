@@ -104,6 +104,21 @@ def test_model_metadata_has_auc_and_baseline(pipeline, monkeypatch):
     assert "data:image/png;base64" in metadata["roc_curves"].value
 
 
+def test_dbt_tables_report_row_counts_and_checks(pipeline, monkeypatch):
+    import dagster as dg
+
+    monkeypatch.setenv("DAGSTER_HOME", str(pipeline["dagster_home"]))
+    with dg.DagsterInstance.get() as instance:
+        features = instance.get_latest_materialization_event(dg.AssetKey("user_features")).asset_materialization
+        staging = instance.get_latest_materialization_event(dg.AssetKey("stg_purchases")).asset_materialization
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("user_features"), "unique_user_features_user_id")]
+        )
+    assert features.metadata["dagster/row_count"].value == 23_570
+    assert "dagster/row_count" not in staging.metadata
+    assert list(check.values())[0].status.value == "SUCCEEDED"
+
+
 def test_dbt_build_in_project_folder(pipeline):
     completed = run(["dbt", "build"], pipeline["environment"], cwd=REPO_ROOT / "dbt_project")
     assert "Completed successfully" in completed.stdout

@@ -6,7 +6,6 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from churn_assets.defs.scoring import assets as scoring_assets
 from churn_assets.defs.scoring import writer
 from churn_assets.defs.scoring.assets import churn_scores
 from churn_assets.defs.resources import WarehouseResource
@@ -63,7 +62,7 @@ def test_crash_after_first_chunk_keeps_previous_scores(scoring_warehouse, monkey
             raise RuntimeError("injected fault after the first chunk")
         return real_write_chunk(*args, **kwargs)
 
-    monkeypatch.setattr(scoring_assets.writer, "write_chunk", failing_write_chunk)
+    monkeypatch.setattr(writer, "write_chunk", failing_write_chunk)
     failed = score(chunk_rows=500)
 
     assert not failed.success

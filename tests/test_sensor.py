@@ -13,8 +13,13 @@ from churn_assets.warehouse import open_client
 
 
 def evaluate(cursor=None):
+    """Return the tick's run request or skip reason, and the cursor after it."""
     context = dg.build_sensor_context(cursor=cursor, resources={"warehouse": WarehouseResource()})
     result = fresh_events_sensor(context)
+    if isinstance(result, dg.SensorResult):
+        assert [event.asset_key.to_user_string() for event in result.asset_events] == ["raw/purchases", "raw/user_actions"]
+        assert len(result.run_requests) == 1
+        return result.run_requests[0], result.cursor
     return result, context.cursor
 
 

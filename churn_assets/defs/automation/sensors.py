@@ -61,5 +61,19 @@ def fresh_events_sensor(context: dg.SensorEvaluationContext, warehouse: Warehous
     should_run, cursor = decide_refresh(context.cursor, watermark)
     if not should_run:
         return dg.SkipReason(f"No new events since {context.cursor or 'the start'}")
-    context.update_cursor(cursor)
-    return dg.RunRequest(run_key=cursor, tags={"churn/trigger": "fresh_events"})
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=cursor, tags={"churn/trigger": "fresh_events"})],
+        cursor=cursor,
+        asset_events=observations(watermark),
+    )
+
+
+def observations(watermark: dict) -> list[dg.AssetObservation]:
+    """Record the raw tables' row counts and latest load times, so the UI shows them on the raw assets."""
+    return [
+        dg.AssetObservation(
+            asset_key=["raw", table],
+            metadata={"dagster/row_count": watermark[f"{prefix}_rows"], "latest_loaded_at": watermark[f"{prefix}_loaded_at"]},
+        )
+        for table, prefix in (("purchases", "purchases"), ("user_actions", "actions"))
+    ]

@@ -6,10 +6,12 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from churn_assets.defs.dbt.project import dbt_project
-from churn_assets.defs.dbt.translator import ChurnDbtTranslator
+from churn_assets.defs.dbt.row_counts import with_row_counts
+from churn_assets.defs.dbt.translator import OFFER_MARTS, ChurnDbtTranslator
 from churn_assets.defs.resources import WarehouseResource
+from churn_assets.defs.retries import retried_on_passing_failures
 
-REDEMPTION_SELECTOR = "offer_redemption campaign_lift"
+REDEMPTION_SELECTOR = " ".join(OFFER_MARTS)
 
 
 def dbt_build_args(feature_date: str | None = None) -> list[str]:
@@ -32,10 +34,12 @@ class DbtBuildConfig(dg.Config):
     exclude=REDEMPTION_SELECTOR,
     name="feature_models",
 )
+@retried_on_passing_failures
 def feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig):
     """Build the staging, intermediate, feature and training-set models with their tests."""
     warehouse.export_to_environment()
-    yield from dbt.cli(dbt_build_args(config.feature_date or None), context=context).stream()
+    invocation = dbt.cli(dbt_build_args(config.feature_date or None), context=context)
+    yield from with_row_counts(invocation.stream(), warehouse, invocation.manifest)
 
 
 @dbt_assets(
@@ -44,7 +48,9 @@ def feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
     select=REDEMPTION_SELECTOR,
     name="redemption_models",
 )
+@retried_on_passing_failures
 def redemption_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Build the redemption and campaign lift marts, which read the offers the pipeline wrote."""
     warehouse.export_to_environment()
-    yield from dbt.cli(["build"], context=context).stream()
+    invocation = dbt.cli(["build"], context=context)
+    yield from with_row_counts(invocation.stream(), warehouse, invocation.manifest)

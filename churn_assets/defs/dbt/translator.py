@@ -6,6 +6,11 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from churn_assets.defs.automation.conditions import after_upstream_changes
+
+# Marts that read the offers the pipeline writes; they follow the discount_offers asset.
+OFFER_MARTS = ("offer_redemption", "campaign_lift")
+
 
 class ChurnDbtTranslator(DagsterDbtTranslator):
     def __init__(self):
@@ -23,3 +28,8 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
         path_parts = dbt_resource_props.get("fqn", [])
         layer = path_parts[1] if len(path_parts) > 2 else "marts"
         return f"dbt_{layer}"
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        if dbt_resource_props["resource_type"] == "model" and dbt_resource_props["name"] in OFFER_MARTS:
+            return after_upstream_changes()
+        return None

@@ -8,6 +8,7 @@ from churn_assets.defs.deployment import registry
 from churn_assets.defs.deployment.deployers import Deployer, DeploymentError, LocalDeployer
 from churn_assets.defs.deployment.gate import decide_promotion, evaluation_rows, roc_auc_on_rows
 from churn_assets.defs.resources import WarehouseResource
+from churn_assets.defs.retries import retried_on_passing_failures
 from churn_assets.defs.training.artifacts import TrainedModel
 from churn_assets.scoring.saved_model import local_path_from_uri
 from churn_assets.training.features import read_training_set
@@ -48,6 +49,7 @@ def champion_roc_auc_on_same_rows(champion: registry.RegisteredModel, rows, log)
 
 
 @dg.asset(group_name="model", kinds={"tensorflow"}, description="The deployed model version and the champion gate's decision.")
+@retried_on_passing_failures
 def deployed_model(
     context: dg.AssetExecutionContext,
     config: DeploymentConfig,

@@ -1,20 +1,18 @@
-"""Deploy the churn model to Vertex AI, and score users with it there.
+"""Deploy the churn model to Vertex AI: upload the SavedModel, register it, and optionally serve it on an endpoint.
 
 Credentials come from the environment only: Application Default Credentials, which include a
 service-account key file named by GOOGLE_APPLICATION_CREDENTIALS. Nothing here logs them.
 """
 
 import json
-import math
 import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Callable, Iterator, Mapping, TypeVar
 from urllib.parse import urlsplit
 
-import numpy as np
 import requests
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
@@ -25,8 +23,8 @@ from churn_assets.defs.training.artifacts import TrainedModel
 
 ENVIRONMENT_PREFIX = "CHURN_VERTEX_"
 MODEL_VERSION_LABEL = "churn_model_version"
-USER_ID_FIELD = "user_id"
 API_TRANSPORTS = ("grpc", "rest")
+SCORING_MODES = ("auto", "batch", "online", "local")
 
 # Errors worth another attempt: rate limits, server-side failures and broken connections.
 TRANSIENT_ERRORS = (
@@ -44,10 +42,6 @@ TRANSIENT_ERRORS = (
 CLOUD_ERRORS = (GoogleAPICallError, RetryError, GoogleAuthError, requests.RequestException, ValueError)
 
 Result = TypeVar("Result")
-
-
-class VertexScoringError(RuntimeError):
-    """Raised when scoring on Vertex AI failed."""
 
 
 def default_serving_container_image_uri(region: str) -> str:
@@ -93,6 +87,11 @@ class VertexSettings:
     api_endpoint: str | None = None
     storage_api_endpoint: str | None = None
     api_transport: str | None = None
+    scoring_mode: str = "auto"
+    online_max_users: int = 10_000
+    online_chunk_size: int = 500
+    batch_timeout_seconds: float = 6 * 3600.0
+    batch_poll_seconds: float = 30.0
 
     def __post_init__(self):
         for name in ("project", "region", "model_display_name"):
@@ -118,6 +117,18 @@ class VertexSettings:
             )
         if self.api_transport is not None and self.api_transport not in API_TRANSPORTS:
             raise ValueError(f"API transport {self.api_transport!r} is invalid. Use one of {', '.join(API_TRANSPORTS)}.")
+        if self.scoring_mode not in SCORING_MODES:
+            raise ValueError(f"Scoring mode {self.scoring_mode!r} is invalid. Use one of {', '.join(SCORING_MODES)}.")
+        if self.online_max_users < 0 or self.online_chunk_size < 1:
+            raise ValueError(
+                f"Online limits max_users={self.online_max_users}, chunk_size={self.online_chunk_size} are invalid. "
+                "Use max_users >= 0 and chunk_size >= 1."
+            )
+        if self.batch_timeout_seconds <= 0 or self.batch_poll_seconds <= 0:
+            raise ValueError(
+                f"Batch timeout {self.batch_timeout_seconds} s and poll interval {self.batch_poll_seconds} s are invalid. "
+                "Use positive numbers of seconds."
+            )
         if not self.serving_container_image_uri:
             object.__setattr__(self, "serving_container_image_uri", default_serving_container_image_uri(self.region))
 
@@ -153,6 +164,14 @@ class VertexSettings:
             CHURN_VERTEX_API_ENDPOINT: Vertex AI API host, for example a Private Service Connect endpoint.
             CHURN_VERTEX_STORAGE_API_ENDPOINT: Cloud Storage API URL.
             CHURN_VERTEX_API_TRANSPORT: grpc or rest (default: the SDK's choice, grpc).
+            CHURN_VERTEX_SCORING_MODE: how churn_scores scores a Vertex champion (default auto):
+                online sends chunks to the endpoint, batch runs a batch prediction job, local scores the
+                local copy of the same SavedModel, and auto picks online when the endpoint sends all its
+                traffic to the champion and there are at most CHURN_VERTEX_ONLINE_MAX_USERS users, else batch.
+            CHURN_VERTEX_ONLINE_MAX_USERS: largest user count auto scores online (default 10000).
+            CHURN_VERTEX_ONLINE_CHUNK_SIZE: instances per online prediction request (default 500).
+            CHURN_VERTEX_BATCH_TIMEOUT_SECONDS: how long to wait for a batch prediction job before cancelling it (default 21600).
+            CHURN_VERTEX_BATCH_POLL_SECONDS: interval between batch job state checks (default 30).
 
         Raises ValueError naming the variable that is missing or invalid.
         """
@@ -179,12 +198,14 @@ class VertexSettings:
         optional: dict[str, object] = {}
         for name in (
             "MODEL_DISPLAY_NAME", "SERVING_CONTAINER_IMAGE_URI", "ENDPOINT_DISPLAY_NAME", "MACHINE_TYPE",
-            "API_ENDPOINT", "STORAGE_API_ENDPOINT", "API_TRANSPORT",
+            "API_ENDPOINT", "STORAGE_API_ENDPOINT", "API_TRANSPORT", "SCORING_MODE",
         ):
             optional |= convert(name, str)
-        for name in ("MIN_REPLICA_COUNT", "MAX_REPLICA_COUNT", "TRAFFIC_PERCENTAGE", "RETRIES"):
+        for name in (
+            "MIN_REPLICA_COUNT", "MAX_REPLICA_COUNT", "TRAFFIC_PERCENTAGE", "RETRIES", "ONLINE_MAX_USERS", "ONLINE_CHUNK_SIZE",
+        ):
             optional |= convert(name, int)
-        for name in ("REQUEST_TIMEOUT_SECONDS", "RETRY_DELAY_SECONDS"):
+        for name in ("REQUEST_TIMEOUT_SECONDS", "RETRY_DELAY_SECONDS", "BATCH_TIMEOUT_SECONDS", "BATCH_POLL_SECONDS"):
             optional |= convert(name, float)
         optional |= convert("LABELS", parse_labels)
         optional |= convert("VERSION_ALIASES", parse_list)
@@ -486,184 +507,3 @@ class VertexDeployer(Deployer):
             )
         log(f"Created Vertex AI endpoint {display_name!r} as {endpoint.resource_name}")
         return endpoint
-
-
-def feature_instances(features: Mapping[str, np.ndarray], feature_columns: Sequence[str] | None = None) -> list[dict[str, list[float]]]:
-    """Build one prediction instance per row: {"feature": [value], ...}, the format of {"instances": [...]}.
-
-    Each value is a one-element list because every model input has shape (None, 1), and TensorFlow
-    Serving stacks the per-instance values of an input along a new batch dimension.
-    """
-    columns = list(feature_columns if feature_columns is not None else features)
-    arrays = {name: np.asarray(features[name], dtype=np.float64).reshape(-1) for name in columns}
-    row_counts = {name: len(values) for name, values in arrays.items()}
-    if len(set(row_counts.values())) > 1:
-        raise ValueError(f"Feature arrays have different row counts: {row_counts}. Pass one value per row for every feature.")
-    for name, values in arrays.items():
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"Feature {name} contains NaN or infinite values, which JSON cannot carry. Impute them first.")
-    row_count = next(iter(row_counts.values()), 0)
-    return [{name: [float(arrays[name][row])] for name in columns} for row in range(row_count)]
-
-
-def write_instances_jsonl(
-    features: Mapping[str, np.ndarray], user_ids: Sequence, path: Path, key_field: str = USER_ID_FIELD
-) -> int:
-    """Write one batch prediction instance per line and return the number of lines.
-
-    Each line is the instance of feature_instances() plus `key_field` with the user id. The batch job
-    from start_batch_prediction() names `key_field` as InstanceConfig.key_field, so Vertex AI removes
-    it from the instance sent to the model and writes it to the output's `key` field.
-    """
-    if key_field in features:
-        raise ValueError(f"Key field {key_field!r} is also a feature name. Choose another key field.")
-    if hasattr(user_ids, "to_pylist"):
-        user_ids = user_ids.to_pylist()
-    instances = feature_instances(features)
-    if len(user_ids) != len(instances):
-        raise ValueError(f"Got {len(user_ids)} user ids for {len(instances)} feature rows. Pass one user id per row.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as output:
-        for user_id, instance in zip(user_ids, instances):
-            key = user_id.item() if isinstance(user_id, np.generic) else user_id
-            output.write(json.dumps({key_field: key, **instance}) + "\n")
-    return len(instances)
-
-
-def upload_file(settings: VertexSettings, local_path: Path, gcs_uri: str, credentials=None, log=print) -> None:
-    """Upload one local file, such as an instances file, to `gcs_uri`."""
-    parts = urlsplit(gcs_uri)
-    if parts.scheme != "gs" or not parts.netloc or not parts.path.strip("/"):
-        raise ValueError(f"Cloud Storage URI {gcs_uri!r} is invalid. Use gs://bucket/path/to/object.")
-    try:
-        blob = storage_client(settings, credentials).bucket(parts.netloc).blob(parts.path.lstrip("/"))
-        call_with_retries(
-            f"Uploading {gcs_uri}",
-            lambda: blob.upload_from_filename(str(local_path), timeout=settings.request_timeout_seconds, retry=None),
-            settings.retries,
-            settings.retry_delay_seconds,
-            log,
-        )
-    except CLOUD_ERRORS as error:
-        raise VertexScoringError(f"Uploading {local_path} to {gcs_uri} failed: {error}") from error
-
-
-def start_batch_prediction(
-    settings: VertexSettings,
-    model_name: str,
-    gcs_source: str,
-    gcs_destination_prefix: str,
-    job_display_name: str,
-    credentials=None,
-    key_field: str = USER_ID_FIELD,
-):
-    """Start a batch prediction job over a JSON Lines instances file and return it without waiting.
-
-    `model_name` is a Model Registry resource name, with @version to pin a version. Outputs are JSON
-    Lines files under `gcs_destination_prefix`, one {"key": ..., "prediction": [...]} object per instance.
-    Returns an aiplatform.BatchPredictionJob. Call its wait() to block until the job ends.
-    """
-    from google.cloud import aiplatform
-    from google.cloud.aiplatform import initializer, utils
-    from google.cloud.aiplatform_v1.types import BatchDedicatedResources, BatchPredictionJob, GcsDestination, GcsSource
-    from google.cloud.aiplatform_v1.types import MachineSpec
-
-    for uri in (gcs_source, gcs_destination_prefix):
-        if not uri.startswith("gs://"):
-            raise ValueError(f"Batch prediction location {uri!r} is invalid. Use a gs:// URI.")
-    # Model.batch_predict in google-cloud-aiplatform 2.7.0 cannot set InstanceConfig.key_field, so the
-    # job is created with the SDK's job service client, which uses the same endpoint and transport.
-    job = BatchPredictionJob(
-        display_name=job_display_name,
-        model=model_name,
-        input_config=BatchPredictionJob.InputConfig(instances_format="jsonl", gcs_source=GcsSource(uris=[gcs_source])),
-        instance_config=BatchPredictionJob.InstanceConfig(key_field=key_field),
-        output_config=BatchPredictionJob.OutputConfig(
-            predictions_format="jsonl", gcs_destination=GcsDestination(output_uri_prefix=gcs_destination_prefix)
-        ),
-        dedicated_resources=BatchDedicatedResources(
-            machine_spec=MachineSpec(machine_type=settings.machine_type),
-            starting_replica_count=settings.min_replica_count,
-            max_replica_count=settings.max_replica_count,
-        ),
-        labels=dict(settings.labels),
-    )
-    initialise_vertex(settings, credentials)
-    try:
-        client = initializer.global_config.create_client(
-            client_class=utils.JobClientWithOverride, credentials=credentials, location_override=settings.region
-        )
-        created = client.create_batch_prediction_job(
-            parent=initializer.global_config.common_location_path(settings.project, settings.region),
-            batch_prediction_job=job,
-            timeout=settings.request_timeout_seconds,
-        )
-        return aiplatform.BatchPredictionJob(created.name, credentials=credentials)
-    except CLOUD_ERRORS as error:
-        raise VertexScoringError(
-            f"Starting batch prediction job {job_display_name!r} for model {model_name} over {gcs_source} failed: {error}"
-        ) from error
-
-
-def read_batch_predictions(lines: Iterable[str]) -> dict:
-    """Map each key in batch prediction output lines to its churn probability."""
-    probabilities = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        if "error" in record:
-            raise VertexScoringError(f"Batch prediction output line {number} reports an error: {record['error']}")
-        if "key" not in record or "prediction" not in record:
-            raise VertexScoringError(
-                f"Batch prediction output line {number} has no key or prediction field. Start the job with a key field."
-            )
-        probabilities[record["key"]] = single_probability(record["prediction"])
-    return probabilities
-
-
-def single_probability(prediction) -> float:
-    """Return the one probability in a prediction such as [0.42] or 0.42."""
-    values = np.asarray(prediction, dtype=np.float64).reshape(-1)
-    if values.size != 1:
-        raise VertexScoringError(f"Expected one churn probability per instance, got {prediction!r}.")
-    return float(values[0])
-
-
-def predict_online(
-    endpoint,
-    instances: Sequence[dict],
-    chunk_size: int,
-    timeout_seconds: float | None = None,
-    retries: int = 3,
-    retry_delay_seconds: float = 1.0,
-    log=print,
-) -> np.ndarray:
-    """Send `instances` to an aiplatform.Endpoint `chunk_size` at a time and return probabilities in instance order."""
-    if chunk_size < 1:
-        raise ValueError(f"Chunk size {chunk_size} is invalid. Use 1 or more instances per request.")
-    probabilities = np.empty(len(instances), dtype=np.float64)
-    chunk_count = math.ceil(len(instances) / chunk_size)
-    for chunk_index in range(chunk_count):
-        start = chunk_index * chunk_size
-        chunk = list(instances[start:start + chunk_size])
-        try:
-            response = call_with_retries(
-                f"Prediction request {chunk_index + 1}/{chunk_count} to {endpoint.resource_name}",
-                lambda: endpoint.predict(instances=chunk, timeout=timeout_seconds),
-                retries,
-                retry_delay_seconds,
-                log,
-            )
-        except CLOUD_ERRORS as error:
-            raise VertexScoringError(
-                f"Prediction request {chunk_index + 1}/{chunk_count} with instances {start}-{start + len(chunk) - 1} "
-                f"to endpoint {endpoint.resource_name} failed: {error}"
-            ) from error
-        if len(response.predictions) != len(chunk):
-            raise VertexScoringError(
-                f"Endpoint {endpoint.resource_name} returned {len(response.predictions)} predictions for {len(chunk)} instances."
-            )
-        probabilities[start:start + len(chunk)] = [single_probability(prediction) for prediction in response.predictions]
-    return probabilities

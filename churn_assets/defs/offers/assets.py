@@ -7,7 +7,9 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from churn_assets.defs.automation.conditions import after_upstream_changes
 from churn_assets.defs.resources import WarehouseResource
+from churn_assets.defs.retries import retried_on_passing_failures
 from churn_assets.offers.codes import load_code_key
 from churn_assets.offers.export import LogNotifier, export_root, read_campaign_offers, write_export
 from churn_assets.offers.policy import OfferPolicy, PriorOffers, Tier, decide_offers
@@ -133,7 +135,9 @@ def append_offer_sent_actions(client, campaign_id: str) -> int:
     group_name="offers",
     kinds={"clickhouse"},
     description="One row per offer decision (treatment or control) for users above the churn threshold.",
+    automation_condition=after_upstream_changes(),
 )
+@retried_on_passing_failures
 def discount_offers(context: dg.AssetExecutionContext, config: OfferConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     try:
         policy = config.policy()
@@ -175,6 +179,7 @@ def discount_offers(context: dg.AssetExecutionContext, config: OfferConfig, ware
             "new_decisions": len(decisions.offers),
             "treatment_total": int(by_group.get("treatment", 0)),
             "control_total": int(by_group.get("control", 0)),
+            "dagster/row_count": int(by_group.get("treatment", 0)) + int(by_group.get("control", 0)),
             "offer_sent_actions_added": actions_added,
             "offers_notified": notified,
             "export_csv": dg.MetadataValue.path(str(csv_path)),

@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 
 from churn_assets.defs.resources import WarehouseResource
+from churn_assets.defs.retries import retried_on_passing_failures
 from churn_assets.defs.training.artifacts import TrainedModel, model_root, trained_model_from_outcome
 from churn_assets.training.evaluation import (
     calibration_plot_markdown,
@@ -85,6 +86,7 @@ def write_evaluations(client, version: str, outcome: TrainingOutcome) -> int:
     kinds={"tensorflow", "keras"},
     description="Keras churn model trained on earlier snapshots and evaluated on the held-out latest cutoff.",
 )
+@retried_on_passing_failures
 def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource) -> dg.Output[TrainedModel]:
     started = time.monotonic()
     with warehouse.open() as client:
