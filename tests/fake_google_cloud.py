@@ -48,12 +48,14 @@ class FakeGoogleCloud:
         self.endpoints: dict[str, dict] = {}
         self.batch_jobs: dict[str, dict] = {}
         self.next_id = 1000
+
         # Called with the instances of a predict request, it returns one prediction per instance.
         self.predictor = lambda instances: [[sum(value[0] for value in instance.values())] for instance in instances]
         # Each batch job reports these states on successive reads, and the last one repeats.
         self.batch_job_states = ["JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
         # The content of each job's errors file. Vertex AI writes one line per failed instance.
         self.batch_errors = ""
+
         self.routes = [
             ("GET", r"/storage/v1/b/(?P<bucket>[^/]+)", self.get_bucket),
             ("GET", r"/storage/v1/b/(?P<bucket>[^/]+)/o", self.list_objects),

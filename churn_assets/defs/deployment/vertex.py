@@ -164,9 +164,9 @@ class VertexSettings:
             CHURN_VERTEX_API_ENDPOINT: Vertex AI API host, for example a Private Service Connect endpoint.
             CHURN_VERTEX_STORAGE_API_ENDPOINT: Cloud Storage API URL.
             CHURN_VERTEX_API_TRANSPORT: grpc or rest (default: the SDK's choice, grpc).
-            CHURN_VERTEX_SCORING_MODE: how churn_scores scores a Vertex champion (default auto):
-                online sends chunks to the endpoint, batch runs a batch prediction job, local scores the
-                local copy of the same SavedModel, and auto picks online when the endpoint sends all its
+            CHURN_VERTEX_SCORING_MODE: how churn_scores scores a Vertex champion (default auto).
+                online sends chunks to the endpoint. batch runs a batch prediction job. local scores the
+                local copy of the same SavedModel. auto picks online when the endpoint sends all its
                 traffic to the champion and there are at most CHURN_VERTEX_ONLINE_MAX_USERS users, else batch.
             CHURN_VERTEX_ONLINE_MAX_USERS: largest user count auto scores online (default 10000).
             CHURN_VERTEX_ONLINE_CHUNK_SIZE: instances per online prediction request (default 500).
